@@ -1,0 +1,1 @@
+"""katafleet's multi-node lab (network namespaces + sshd nodes) and its demo."""
