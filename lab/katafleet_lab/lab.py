@@ -95,20 +95,41 @@ class Lab(object):
         raise RuntimeError("no free lab network index")
 
     # ---------- teardown ----------
+    def _node_processes(self):
+        """[(unshare_pid, [children])] of this lab's nodes, found in /proc (works without a state file).
+        The unshare process keeps `node-init.sh ... <lab dir>/nodes/...` in its cmdline; its child is the
+        node's PID 1 (sshd after exec)."""
+        marker = ("%s/nodes/" % self.dir).encode()
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                    cmd = handle.read()
+                if not cmd.startswith(b"unshare\0") or b"node-init.sh" not in cmd or marker not in cmd:
+                    continue
+                with open("/proc/%s/task/%s/children" % (entry, entry)) as handle:
+                    found.append((int(entry), [int(c) for c in handle.read().split()]))
+            except OSError:
+                continue
+        return found
+
     def down(self, quiet=True):
         state = self.load_state() or {}
-        pids = [n.get("pid") for n in state.get("nodes", [])]
-        for pid in pids:
-            if pid and self._is_node_init(pid):
+        procs = self._node_processes()
+        for unshare_pid, kids in procs:
+            for pid in kids + [unshare_pid]:
                 try:
-                    os.kill(pid, signal.SIGKILL)  # PID 1 of the node: the kernel kills the whole pid namespace
+                    os.kill(pid, signal.SIGKILL)  # PID 1 of the node: the kernel kills its whole pid namespace
                 except ProcessLookupError:
                     pass
-        for pid in pids:
-            for _ in range(100):
-                if not pid or not os.path.exists("/proc/%d" % pid):
-                    break
-                time.sleep(0.05)
+        for unshare_pid, kids in procs:
+            for pid in kids + [unshare_pid]:
+                for _ in range(100):
+                    if not os.path.exists("/proc/%d" % pid):
+                        break
+                    time.sleep(0.05)
         prefix = "kf-%s-" % self.name
         for ns in sh(["ip", "netns", "list"], check=False).stdout.split("\n"):
             ns = ns.split(" ")[0]
@@ -133,14 +154,6 @@ class Lab(object):
         for f in (self.state_file, self.inventory):
             if os.path.exists(f):
                 os.unlink(f)
-
-    @staticmethod
-    def _is_node_init(pid):
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as handle:
-                return b"node-init.sh" in handle.read()
-        except OSError:
-            return False
 
     def _rm_cgroups(self):
         for mnt, _t in host_hierarchies():
@@ -287,7 +300,7 @@ class Lab(object):
             try:
                 with open("/proc/%d/task/%d/children" % (unshare_pid, unshare_pid)) as handle:
                     kids = handle.read().split()
-                if kids and self._is_node_init(int(kids[0])):
+                if kids:
                     return int(kids[0])
             except OSError:
                 pass

@@ -151,11 +151,11 @@ warnings_list:
   returned: always
   type: list
   elements: str
-backup_files:
-  description: Backups made.
+backups:
+  description: For each file changed, its backup copy, or null where the file did not exist before (a rollback deletes it).
   returned: changed and backup
-  type: list
-  elements: str
+  type: dict
+  sample: {"/etc/containerd/config.toml": "/var/backups/katafleet/etc__containerd__config.toml.20261122T060000.123.bak"}
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -226,7 +226,7 @@ def main():
         except OSError as exc:
             module.fail_json(msg="%s: write failed: %s" % (plan.path, exc), path=plan.path)
         if backups:
-            result["backup_files"] = backups
+            result["backups"] = backups
     module.exit_json(**result)
 
 

@@ -41,8 +41,8 @@ def test_module_check_diff_apply_idempotent_absent(playbook, tmp_path):
     assert res[0]["validated_by"].startswith("1.6") and res[0]["config_version"] == 2
     assert any("configuration-qemu.toml does not exist" in w for w in res[0]["warnings_list"])
     rc, res, _ = playbook(TASK.format(state="present", **args))
-    assert rc == 0 and res[0]["changed"] and len(res[0]["backup_files"]) == 1
-    assert open(res[0]["backup_files"][0]).read() == open(DEFAULT_16).read()
+    assert rc == 0 and res[0]["changed"] and list(res[0]["backups"]) == [path]
+    assert open(res[0]["backups"][path]).read() == open(DEFAULT_16).read()
     rc, res, _ = playbook(TASK.format(state="present", **args))
     assert rc == 0 and not res[0]["changed"]
     rc, res, _ = playbook(TASK.format(state="absent", **args))

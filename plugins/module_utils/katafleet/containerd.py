@@ -481,12 +481,14 @@ def plan(path=DEFAULT_PATH, handlers=(), state="present", dropin=None, container
 
 def apply(p, backup=False, backup_dir=fileio.DEFAULT_BACKUP_DIR):
     """Write the drop-in first, then the main file (so an import never points at a missing file);
-    on removal, the main file first, then delete the drop-in."""
-    backups = []
-    if backup:
-        for target, b, a in ((p.path, p.before, p.after), (p.dropin_path, p.dropin_before, p.dropin_after)):
-            if target and b is not None and b != a:
-                backups.append(fileio.backup(target, backup_dir))
+    on removal, the main file first, then delete the drop-in.
+
+    Returns {file: backup path, or None where the file did not exist before} for every file changed
+    (empty without ``backup``): what a rollback restores, and what it deletes."""
+    backups = {}
+    for target, b, a in ((p.path, p.before, p.after), (p.dropin_path, p.dropin_before, p.dropin_after)):
+        if backup and target and b != a:
+            backups[target] = fileio.backup(target, backup_dir) if b is not None else None
     if p.dropin_after is not None and p.dropin_after != p.dropin_before:
         fileio.atomic_write(p.dropin_path, p.dropin_after)
     if p.after != p.before:

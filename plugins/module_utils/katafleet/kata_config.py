@@ -54,8 +54,13 @@ class Plan(object):
 
 
 def _loads(text, path):
-    tomledit.parse(text, path)  # gives the line/column message on errors
-    return tomllib.loads(text) if tomllib else tomledit.parse(text, path).unwrap()
+    """Plain data of a TOML text; on a syntax error tomlkit's message names the line and column."""
+    if tomllib is not None:
+        try:
+            return tomllib.loads(text)
+        except ValueError:
+            pass
+    return tomledit.parse(text, path).unwrap()
 
 
 def find_hypervisor(data, path, wanted=None):
@@ -102,6 +107,24 @@ def merged_view(main_text, path, dropin_texts):
     for name in sorted(dropin_texts):
         data = _deep_merge(data, _loads(dropin_texts[name], os.path.join(dropin_dir(path), name)))
     return data
+
+
+# where the shim looks when containerd passes no ConfigPath (KC src/runtime/pkg/katautils/config-settings.go.in)
+LOOKUP_ORDER = [
+    "/etc/kata-containers/configuration.toml",
+    "/opt/kata/share/defaults/kata-containers/configuration.toml",
+    "/usr/share/defaults/kata-containers/configuration.toml",
+]
+
+
+def load_effective(paths=None):
+    """(path, merged config) of the first existing file in ``paths`` (default: Kata's lookup order),
+    with its config.d drop-ins applied; (None, {}) when there is none."""
+    for path in paths or LOOKUP_ORDER:
+        text = fileio.read_text(path)
+        if text is not None:
+            return path, merged_view(text, path, _read_dropins(path))
+    return None, {}
 
 
 def _read_dropins(path):

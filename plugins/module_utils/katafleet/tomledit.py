@@ -13,8 +13,12 @@ Every result is parsed again before it is returned, so an edit can never produce
 
 import re
 
-import tomlkit
-from tomlkit.exceptions import ParseError
+try:
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+except ImportError:  # read-only users (the verifier) can work with tomllib alone
+    tomlkit = None
+    ParseError = ValueError
 
 from .errors import KatafleetError
 
@@ -49,6 +53,9 @@ def join_dotted(parts, quote='"'):
 
 def parse(text, path):
     """Parse TOML with tomlkit; a syntax error names the file and the line."""
+    if tomlkit is None:
+        raise KatafleetError("the Python library tomlkit is not installed on this node (role kata_prereqs installs it)",
+                             path=path, rule="tomlkit needed to edit TOML")
     try:
         return tomlkit.parse(text)
     except ParseError as exc:

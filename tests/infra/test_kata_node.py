@@ -1,0 +1,110 @@
+"""Post-install checks of real Kata nodes (testinfra).
+
+    pytest tests/infra --hosts=ansible://kata_nodes --ansible-inventory=INVENTORY
+
+What a node must show after `playbooks/site.yml`: the Kata config has the intended values, containerd's
+dumped config has the intended handlers and its CRI plugin runs, and every Kata process is in the cgroup
+sandbox_cgroup_only promises. "Intended" = the roles' defaults overridden by the inventory's variables,
+the same precedence the playbook uses.
+"""
+
+import os
+import tomllib
+
+import jinja2
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NAMED = ["default_vcpus", "default_maxvcpus", "default_memory", "default_maxmemory", "memory_slots",
+         "enable_virtio_mem", "static_sandbox_resource_mgmt", "sandbox_cgroup_only", "enable_debug",
+         "debug_console_enabled"]
+RUNTIME_KEYS = {"static_sandbox_resource_mgmt", "sandbox_cgroup_only"}
+# config version -> path of the runtimes table in a `containerd config dump`
+RUNTIMES = {2: ("plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes"),
+            3: ("plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes")}
+
+
+def role_defaults(*roles):
+    out = {}
+    for role in roles:
+        with open(os.path.join(ROOT, "roles", role, "defaults", "main.yml")) as handle:
+            out.update(yaml.safe_load(handle) or {})
+    return out
+
+
+def render(value, variables):
+    if isinstance(value, str) and "{{" in value:
+        return jinja2.Environment().from_string(value).render(**variables)
+    if isinstance(value, list):
+        return [render(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: render(v, variables) for k, v in value.items()}
+    return value
+
+
+@pytest.fixture
+def intended(host):
+    variables = role_defaults("kata_config", "containerd_kata")
+    variables.update(host.ansible.get_variables())
+    return render(variables, variables)
+
+
+def test_kata_config_has_intended_values(host, intended):
+    path = intended["kata_config_path"]
+    f = host.file(path)
+    assert f.exists and f.is_file, "%s missing on %s" % (path, host.backend.hostname)
+    data = tomllib.loads(f.content_string)
+    (hv_name, hv), = data["hypervisor"].items()
+    checked = 0
+    for name in NAMED:
+        want = intended.get("kata_config_" + name)
+        if want is None:
+            continue
+        if name == "enable_debug":
+            places = [data["runtime"], hv, data["agent"]["kata"]]
+        elif name == "debug_console_enabled":
+            places = [data["agent"]["kata"]]
+        elif name in RUNTIME_KEYS:
+            places = [data["runtime"]]
+        else:
+            places = [hv]
+        for table in places:
+            assert table.get(name) == want, "%s: %s is %r, intended %r" % (path, name, table.get(name), want)
+        checked += 1
+    for ann in intended.get("kata_config_enable_annotations") or []:
+        assert ann in hv.get("enable_annotations", []), "%s: annotation %s not enabled" % (path, ann)
+    assert checked, "no intended Kata value to check"
+
+
+def test_containerd_dump_has_intended_handlers(host, intended):
+    cmd = host.run("%s --config %s config dump" % (intended["containerd_kata_bin"], intended["containerd_kata_config_path"]))
+    assert cmd.rc == 0, cmd.stderr
+    dump = tomllib.loads(cmd.stdout)
+    node = dump
+    for part in RUNTIMES[3 if dump.get("version", 2) >= 3 else 2]:
+        node = node.get(part, {})
+    for h in intended["containerd_kata_handlers"]:
+        rt = node.get(h["name"])
+        if intended.get("containerd_kata_state", "present") == "absent":
+            assert rt is None, "handler %s still in containerd's config" % h["name"]
+            continue
+        assert rt, "handler %s not in `containerd config dump`" % h["name"]
+        assert rt["runtime_type"] == h.get("runtime_type", "io.containerd.kata.v2")
+        if h.get("config_path"):
+            assert rt["options"]["ConfigPath"] == h["config_path"]
+        if h.get("pod_annotations") is not None:
+            assert rt["pod_annotations"] == h["pod_annotations"]
+
+
+def test_containerd_runs_with_cri(host, intended):
+    cmd = host.run("ctr --address %s plugins ls" % intended["containerd_kata_socket"])
+    assert cmd.rc == 0, cmd.stderr
+    cri = [l.split() for l in cmd.stdout.splitlines() if l.split()[:2] == ["io.containerd.grpc.v1", "cri"]]
+    assert cri and cri[0][-1] == "ok", cmd.stdout
+
+
+def test_every_kata_process_in_its_intended_cgroup(host):
+    res = host.ansible("kata_cgroup_verify", "fail_on_problems=false", check=False)
+    assert not res.get("failed"), res.get("msg")
+    assert res["problems"] == [], res["table"]
