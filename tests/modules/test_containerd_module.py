@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 
-from conftest import fixture_path, sha
+from helpers import fixture_path, sha
 
 CTD = shutil.which("containerd")
 pytestmark = pytest.mark.skipif(CTD is None, reason="containerd is installed by scripts/setup.sh")

@@ -6,7 +6,7 @@ import stat
 import subprocess
 import tomllib
 
-from conftest import ROOT, VENV_BIN, ansible_env, fixture_path, sha
+from helpers import ROOT, VENV_BIN, ansible_env, fixture_path, sha
 
 QEMU_322 = fixture_path("kata", "configuration-qemu.toml-rendered-3.22.0-prefix-opt-kata")
 

@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 
-from conftest import fixture_path, sha
+from helpers import fixture_path, sha
 from katafleet import containerd
 from katafleet.errors import KatafleetError
 

@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 
-from conftest import kata_fixtures, sha
+from helpers import kata_fixtures, sha
 from katafleet import fileio, kata_config
 from katafleet.errors import KatafleetError
 
