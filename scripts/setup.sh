@@ -29,5 +29,9 @@ stamp=.venv/.katafleet-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null
   .venv/bin/pip install -q -e '.[test]'
+  # kubernetes-validate >= 1.25 ships schemas for Kubernetes 1.25+ only; 1.24.1 (schemas 1.10-1.24) goes beside it
+  # for RuntimeClass validation against older clusters (role kata_runtimeclass, tests)
+  rm -rf .venv/kubernetes-validate-1.24
+  .venv/bin/pip install -q --no-deps --target .venv/kubernetes-validate-1.24 'kubernetes-validate==1.24.1'
   touch "$stamp"
 fi

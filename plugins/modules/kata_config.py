@@ -168,7 +168,7 @@ effective:
   type: dict
   sample: {"default_vcpus": 1, "default_maxvcpus": 8, "default_memory": 2048, "default_maxmemory": 16000,
            "memory_slots": 10, "host_cpus": 8, "host_memory_mib": 16000, "sandbox_cgroup_only": true,
-           "static_sandbox_resource_mgmt": false}
+           "static_sandbox_resource_mgmt": false, "debug_console_enabled": false}
 warnings_list:
   description: Where Kata would clamp or ignore a value (also shown as Ansible warnings).
   returned: always

@@ -9,6 +9,7 @@ the same precedence the playbook uses.
 """
 
 import os
+import sys
 import tomllib
 
 import jinja2
@@ -16,6 +17,8 @@ import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "plugins", "module_utils"))
+from katafleet import feature_gates  # noqa: E402  (the gate lifecycle table, one home)
 NAMED = ["default_vcpus", "default_maxvcpus", "default_memory", "default_maxmemory", "memory_slots",
          "enable_virtio_mem", "static_sandbox_resource_mgmt", "sandbox_cgroup_only", "enable_debug",
          "debug_console_enabled"]
@@ -45,7 +48,7 @@ def render(value, variables):
 
 @pytest.fixture
 def intended(host):
-    variables = role_defaults("kata_config", "containerd_kata")
+    variables = role_defaults("kata_config", "containerd_kata", "k8s_feature_gates")
     variables.update(host.ansible.get_variables())
     return render(variables, variables)
 
@@ -108,3 +111,24 @@ def test_every_kata_process_in_its_intended_cgroup(host):
     res = host.ansible("kata_cgroup_verify", "fail_on_problems=false", check=False)
     assert not res.get("failed"), res.get("msg")
     assert res["problems"] == [], res["table"]
+
+
+def test_kubelet_files_carry_no_removed_feature_gate(host, intended):
+    """A gate removed in the node's Kubernetes version makes the kubelet exit at start."""
+    version = intended.get("k8s_feature_gates_kubernetes_version")
+    if not version:
+        out = host.run("kubelet --version")
+        assert out.rc == 0, "no kubelet on %s: set k8s_feature_gates_kubernetes_version" % host.backend.hostname
+        version = out.stdout
+    version = feature_gates.parse_version(version)
+    removed = [g for g in feature_gates.GATES if feature_gates.stage(g, version) == "removed"]
+    checked = 0
+    for path in intended["k8s_feature_gates_kubelet_files"]:
+        f = host.file(path)
+        if not f.exists:
+            continue
+        checked += 1
+        for gate in removed:
+            assert gate not in f.content_string, "%s still sets %s, removed in Kubernetes %s" % (
+                path, gate, feature_gates.vstr(feature_gates.GATES[gate]["removed"]))
+    assert checked, "none of %s exists" % intended["k8s_feature_gates_kubelet_files"]

@@ -270,6 +270,7 @@ def plan(path=DEFAULT_PATH, options=None, settings=None, remove=None, annotation
     eff = kata_rules.effective(hv_values, host_cpus or cpus, host_memory_mib or mem)
     eff["sandbox_cgroup_only"] = bool(_lookup(final, ("runtime",), "sandbox_cgroup_only"))
     eff["static_sandbox_resource_mgmt"] = bool(_lookup(final, ("runtime",), "static_sandbox_resource_mgmt"))
+    eff["debug_console_enabled"] = bool(_lookup(final, ("agent", "kata"), "debug_console_enabled"))
     warnings.extend(kata_rules.clamp_warnings(path, "hypervisor.%s" % hv, hv_values, eff))
     return Plan(target, before, after, changes, warnings, eff, hv, final)
 
