@@ -146,6 +146,15 @@ def summary(lab, state, steps, seconds):
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    rc_file = os.path.join(ROOT, ".ansible", "runtimeclasses", "runtimeclasses.yaml")
+    if os.path.exists(rc_file):
+        import yaml
+        for o in yaml.safe_load_all(open(rc_file)):
+            if o:
+                print("RuntimeClass %s: %s, handler %s, overhead %s/%s, nodeSelector %s (validated, not applied: no API "
+                      "server in the lab)" % (o["metadata"]["name"], o["apiVersion"], o["handler"],
+                                              o["overhead"]["podFixed"]["memory"], o["overhead"]["podFixed"]["cpu"],
+                                              o.get("scheduling", {}).get("nodeSelector")))
     print()
     for name, ok, detail in steps:
         print("%-4s %-28s %s" % ("ok" if ok else "FAIL", name, detail))
