@@ -20,46 +20,17 @@ import tracemalloc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "plugins", "module_utils"))
+sys.path.insert(0, os.path.join(ROOT, "lab"))
 from katafleet import cgroups  # noqa: E402
+from katafleet_lab import proctree  # noqa: E402
 
-V1 = ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids"]
-
-
-def cg_text(path):
-    return "".join("%d:%s:%s\n" % (i + 2, c, path) for i, c in enumerate(V1)) + "1:name=systemd:/\n0::/\n"
-
-
-def write_proc(root, pid, ppid, comm, argv, exe, threads):
-    d = os.path.join(root, str(pid))
-    os.makedirs(os.path.join(d, "task"))
-    open(os.path.join(d, "comm"), "w").write(comm + "\n")
-    open(os.path.join(d, "stat"), "w").write("%d (%s) S %d 0 0\n" % (pid, comm, ppid))
-    open(os.path.join(d, "cmdline"), "wb").write(b"\0".join(a.encode() for a in argv) + b"\0")
-    os.symlink(exe, os.path.join(d, "exe"))
-    for tid, tcomm, path in threads:
-        t = os.path.join(d, "task", str(tid))
-        os.makedirs(t)
-        open(os.path.join(t, "comm"), "w").write(tcomm + "\n")
-        open(os.path.join(t, "cgroup"), "w").write(cg_text(path))
 
 
 def build(root, n):
-    pid = 1000
     for i in range(n):
         sb = "%064x" % i
         pod = "/kubepods/burstable/pod%08d-0000-4000-8000-000000000000/kata_%s" % (i, sb)
-        shim, vfs1, vfs2, qemu = pid, pid + 1, pid + 3, pid + 6
-        write_proc(root, shim, 1, "containerd-shim", ["/opt/kata/bin/containerd-shim-kata-v2", "-id", sb],
-                   "/opt/kata/bin/containerd-shim-kata-v2", [(shim, "containerd-shim", pod)])
-        write_proc(root, vfs1, shim, "virtiofsd", ["/opt/kata/libexec/virtiofsd"], "/opt/kata/libexec/virtiofsd",
-                   [(vfs1, "virtiofsd", pod)])
-        write_proc(root, vfs2, vfs1, "virtiofsd", ["/opt/kata/libexec/virtiofsd"], "/opt/kata/libexec/virtiofsd",
-                   [(vfs2, "virtiofsd", pod), (vfs2 + 1, "virtiofsd", pod)])
-        write_proc(root, qemu, shim, "qemu-system-x86", ["/opt/kata/bin/qemu-system-x86_64", "-name", "sandbox-" + sb],
-                   "/opt/kata/bin/qemu-system-x86_64",
-                   [(qemu, "qemu-system-x86", pod), (qemu + 1, "call_rcu", pod), (qemu + 2, "IO mon_iothread", pod),
-                    (qemu + 3, "CPU 0/KVM", pod), (qemu + 4, "CPU 1/KVM", pod)])
-        pid += 20
+        proctree.write_sandbox(root, 1000 + 20 * i, sb, {"shim": pod, "virtiofsd": pod, "vmm": pod, "vcpu": pod})
 
 
 def main():

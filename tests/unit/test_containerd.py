@@ -229,3 +229,17 @@ def test_cross_checks_with_kata_config(tmp_path):
     assert any("/nonexistent/configuration-fc.toml does not exist" in w for w in p.warnings)
     p = containerd.plan(path, [{"name": "kata", "config_path": str(kata)}])
     assert not [w for w in p.warnings if "does not pass" in w]
+
+
+def test_version4_uses_the_cri_v1_runtime_layout(tmp_path):
+    """containerd 2.3+ writes `version = 4`; runtimes live where version 3 puts them (no 2.x binary here to validate)."""
+    path = tmp_path / "config.toml"
+    path.write_text(open(os.path.join(D, "config-default-2.1.9.toml")).read().replace("version = 3", "version = 4", 1))
+    p = containerd.plan(str(path), HANDLERS, validate_config=False)
+    assert p.version == 4
+    containerd.apply(p)
+    data = tomllib.loads(path.read_text())
+    assert set(data["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]) == {"runc", "kata-qemu", "kata-clh"}
+    if MAJOR < 2:
+        with pytest.raises(KatafleetError, match="config version 4 is not read by containerd 1"):
+            containerd.plan(str(path), [{"name": "kata-fc"}])
