@@ -171,6 +171,24 @@ def test_virtiofsd_in_containerd_service_cgroup_fails(rolled_out, lab, tmp_path,
                       "$r/system.slice 2>/dev/null; done; true")
 
 
+def test_vcpu_threads_found_through_qmp_without_thread_names(rolled_out, lab, tmp_path):
+    """Without -name ...,debug-threads=on every qemu thread is called qemu-system-x86; the verifier then asks QMP
+    query-cpus-fast (as Kata's constrainHypervisor does) and still catches a moved vCPU thread."""
+    try:
+        state = sandbox(lab, "node2", "qmponly", 11, "--no-thread-names")
+        qemu = re.search(r'"qemu_pid": (\d+)', state).group(1)
+        comms = lab.ssh("node2", "cat /proc/%s/task/*/comm" % qemu).stdout.split("\n")
+        assert "qemu-system-x86" in comms and not [c for c in comms if c.startswith("CPU ")]
+        rc, out = verify(lab, tmp_path, "node2")
+        assert rc == 0 and out["summary"]["sandboxes"] == 1 and out["problems"] == []
+        tid = re.search(r'"vcpu_tids": \[\d+, (\d+)', state).group(1)
+        lab.ssh("node2", "for c in /sys/fs/cgroup/*/; do [ -f $c/tasks ] && echo %s > $c/tasks; done; true" % tid)
+        rc, out = verify(lab, tmp_path, "node2")
+        assert rc != 0 and [(p["role"], p["tid"]) for p in out["problems"]] == [("vcpu", int(tid))]
+    finally:
+        sandboxes_down(lab)
+
+
 def test_shim_without_vmm_fails(rolled_out, lab, tmp_path):
     try:
         sandbox(lab, "node1", "novmm", 10, "--no-vmm")
