@@ -141,25 +141,29 @@ class Lab(object):
             ns = ns.split(" ")[0]
             if ns.startswith(prefix):
                 sh(["ip", "netns", "del", ns], check=False)
-        if "index" in state:
-            # veth pairs go with their netns only asynchronously: delete the host ends now
-            veth_prefix = "kf%dn" % state["index"]
-            for line in sh(["ip", "-o", "link", "show"], check=False).stdout.splitlines():
-                ifname = line.split(":")[1].strip().split("@")[0]
-                if ifname.startswith(veth_prefix):
-                    sh(["ip", "link", "del", ifname], check=False)
-        if state.get("bridge"):
-            sh(["ip", "link", "del", state["bridge"]], check=False)
+        # the bridge and the host ends of the veth pairs carry the lab's alias: found even without a state file
+        # (veth pairs would go with their netns, but only asynchronously)
+        for ifname in self._links():
+            sh(["ip", "link", "del", ifname], check=False)
         self._rm_cgroups()
-        for node in state.get("nodes", []):
-            shutil.rmtree(os.path.join(self.dir, "nodes", node["name"]), ignore_errors=True)
-        if os.path.isdir(self.dir):
-            for f in os.listdir(self.dir):
-                if f.startswith("cp-"):  # ssh control sockets to the dead nodes
-                    os.unlink(os.path.join(self.dir, f))
-        for f in (self.state_file, self.inventory):
-            if os.path.exists(f):
-                os.unlink(f)
+        # the lab's files too (node overlays, fake /opt/kata, keys, inventory): nothing is left behind
+        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            os.rmdir(os.path.dirname(self.dir))
+        except OSError:
+            pass
+
+    def _alias(self):
+        return "katafleet-lab:%s" % self.name
+
+    def _links(self):
+        """Host-side links this lab created (bridge first), by their alias."""
+        out = []
+        for line in sh(["ip", "-o", "link", "show"], check=False).stdout.splitlines():
+            if line.rstrip().endswith("alias " + self._alias()):
+                ifname = line.split(":")[1].strip().split("@")[0]
+                out.append(ifname)
+        return sorted(out, key=lambda n: "br" not in n)
 
     def _rm_cgroups(self):
         for mnt, _t in host_hierarchies():
@@ -274,6 +278,7 @@ class Lab(object):
         if not os.path.exists(self.key):
             sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "katafleet-lab", "-f", self.key])
         sh(["ip", "link", "add", bridge, "type", "bridge"])
+        sh(["ip", "link", "set", bridge, "alias", self._alias()])
         sh(["ip", "addr", "add", subnet + ".1/24", "dev", bridge])
         sh(["ip", "link", "set", bridge, "up"])
         for i, (node, mode) in enumerate(nodes, start=1):
@@ -282,6 +287,7 @@ class Lab(object):
             veth = "kf%dn%d" % (index, i)
             sh(["ip", "netns", "add", ns])
             sh(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])
+            sh(["ip", "link", "set", veth, "alias", self._alias()])
             sh(["ip", "link", "set", veth, "master", bridge, "up"])
             sh(["ip", "-n", ns, "addr", "add", ip + "/24", "dev", "eth0"])
             sh(["ip", "-n", ns, "link", "set", "eth0", "up"])

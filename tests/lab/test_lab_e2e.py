@@ -232,14 +232,19 @@ def test_second_lab_does_not_collide_and_teardown_leaves_nothing(lab):
         assert other.ssh("node1", "hostname").stdout.strip() == "node1"
         assert lab.ssh("node1", "hostname").stdout.strip() == "node1"
         # an interrupted run: the state file is lost, the next bring-up must still clean up
+        first_bridge = state["bridge"]
         os.unlink(other.state_file)
         state = other.up((("node1", "v2"),))
+        assert other._links() == [state["bridge"], "kf%dn1" % state["index"]]
+        assert first_bridge == state["bridge"] or " %s:" % first_bridge not in subprocess.run(
+            ["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
         assert other.ssh("node1", "stat -f -c %T /sys/fs/cgroup").stdout.strip() == "cgroup2fs"
     finally:
         other.down()
     assert not [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")
                 if n.startswith("kf-pytest2-")]
     assert other._node_processes() == []
+    assert not os.path.exists(other.dir) and other._links() == []
     assert not any(os.path.exists("/sys/fs/cgroup/%s/katafleet-lab/pytest2" % c) for c in ("memory", "cpu", "unified"))
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     assert " %s:" % state["bridge"] not in links and "kf%dn1" % state["index"] not in links
