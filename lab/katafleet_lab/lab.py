@@ -121,7 +121,7 @@ class Lab(object):
                 continue
         return found
 
-    def down(self, quiet=True):
+    def down(self):
         state = self.load_state() or {}
         procs = self._node_processes()
         for unshare_pid, kids in procs:

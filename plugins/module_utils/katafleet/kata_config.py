@@ -38,7 +38,7 @@ DROPIN_HEADER = "# Managed by katafleet (kata_config module); local edits are ov
 class Plan(object):
     """What a run would do: texts before/after, the per-key changes, warnings, effective values."""
 
-    def __init__(self, target, before, after, changes, warnings, effective, hypervisor, merged):
+    def __init__(self, target, before, after, changes, warnings, effective, hypervisor):
         self.target = target
         self.before = before
         self.after = after
@@ -46,7 +46,6 @@ class Plan(object):
         self.warnings = warnings
         self.effective = effective
         self.hypervisor = hypervisor
-        self.merged = merged
 
     @property
     def changed(self):
@@ -272,7 +271,7 @@ def plan(path=DEFAULT_PATH, options=None, settings=None, remove=None, annotation
     eff["static_sandbox_resource_mgmt"] = bool(_lookup(final, ("runtime",), "static_sandbox_resource_mgmt"))
     eff["debug_console_enabled"] = bool(_lookup(final, ("agent", "kata"), "debug_console_enabled"))
     warnings.extend(kata_rules.clamp_warnings(path, "hypervisor.%s" % hv, hv_values, eff))
-    return Plan(target, before, after, changes, warnings, eff, hv, final)
+    return Plan(target, before, after, changes, warnings, eff, hv)
 
 
 def apply(p, backup=False, backup_dir=fileio.DEFAULT_BACKUP_DIR):
