@@ -38,11 +38,25 @@ def ansible_env(tmpdir):
     return env
 
 
+def parse_results(proc):
+    """ansible-playbook's JSON (test_json callback) -> [task results with _task and _host], stats."""
+    try:
+        data = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError("no JSON from ansible-playbook:\n%s\n%s" % (proc.stdout[-3000:], proc.stderr[-3000:]))
+    results = []
+    for play in data["plays"]:
+        for task in play["tasks"]:
+            for host, res in task["hosts"].items():
+                results.append(dict(res, _task=task["task"]["name"], _host=host))
+    return results, data["stats"]
+
+
 def run_playbook(tmpdir, tasks, check=False, diff=False, extra_args=(), hosts="localhost", inventory=None,
                  interpreter=sys.executable):
     """Run ``tasks`` (YAML text) in a play on localhost through ansible-playbook.
 
-    Returns (rc, [task results for the host], raw json)."""
+    Returns (rc, [task results], stats)."""
     play = textwrap.dedent("""\
         - hosts: {hosts}
           gather_facts: false
@@ -62,19 +76,8 @@ def run_playbook(tmpdir, tasks, check=False, diff=False, extra_args=(), hosts="l
         cmd.append("--diff")
     cmd += list(extra_args)
     proc = subprocess.run(cmd, cwd=ROOT, env=ansible_env(tmpdir), capture_output=True, text=True)
-    try:
-        data = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("ansible-playbook printed no JSON:\n%s\n%s" % (proc.stdout, proc.stderr))
-    results = []
-    for play_ in data["plays"]:
-        for task in play_["tasks"]:
-            for host, res in task["hosts"].items():
-                res = dict(res)
-                res["_task"] = task["task"]["name"]
-                res["_host"] = host
-                results.append(res)
-    return proc.returncode, results, data
+    results, stats = parse_results(proc)
+    return proc.returncode, results, stats
 
 
 def sha(path):
@@ -90,16 +93,8 @@ def run_pb(lab, tmpdir, playbook, *args):
     """ansible-playbook against a lab's inventory; JSON results: (rc, results, stats)."""
     cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", lab.inventory, playbook] + list(args)
     proc = subprocess.run(cmd, cwd=ROOT, env=ansible_env(tmpdir), capture_output=True, text=True)
-    try:
-        data = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("no JSON from ansible-playbook:\n%s\n%s" % (proc.stdout[-3000:], proc.stderr[-3000:]))
-    results = []
-    for play in data["plays"]:
-        for task in play["tasks"]:
-            for host, res in task["hosts"].items():
-                results.append(dict(res, _task=task["task"]["name"], _host=host))
-    return proc.returncode, results, data["stats"]
+    results, stats = parse_results(proc)
+    return proc.returncode, results, stats
 
 
 def adhoc(lab, tmpdir, host, module, args=""):

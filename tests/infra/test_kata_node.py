@@ -18,14 +18,11 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "plugins", "module_utils"))
-from katafleet import feature_gates  # noqa: E402  (the gate lifecycle table, one home)
+from katafleet import containerd, feature_gates  # noqa: E402  (layouts and gate lifecycles: one home each)
 NAMED = ["default_vcpus", "default_maxvcpus", "default_memory", "default_maxmemory", "memory_slots",
          "enable_virtio_mem", "static_sandbox_resource_mgmt", "sandbox_cgroup_only", "enable_debug",
          "debug_console_enabled"]
 RUNTIME_KEYS = {"static_sandbox_resource_mgmt", "sandbox_cgroup_only"}
-# config version -> path of the runtimes table in a `containerd config dump`
-RUNTIMES = {2: ("plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes"),
-            3: ("plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes")}
 
 
 def role_defaults(*roles):
@@ -85,7 +82,7 @@ def test_containerd_dump_has_intended_handlers(host, intended):
     assert cmd.rc == 0, cmd.stderr
     dump = tomllib.loads(cmd.stdout)
     node = dump
-    for part in RUNTIMES[3 if dump.get("version", 2) >= 3 else 2]:
+    for part in containerd.runtimes_path(dump.get("version", 2)):
         node = node.get(part, {})
     for h in intended["containerd_kata_handlers"]:
         rt = node.get(h["name"])

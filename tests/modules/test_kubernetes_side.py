@@ -5,7 +5,7 @@ import shutil
 
 import yaml
 
-from helpers import ROOT, VENV_BIN, ansible_env, fixture_path, sha
+from helpers import ROOT, VENV_BIN, ansible_env, fixture_path, parse_results, sha
 
 MANIFEST = fixture_path("kubernetes", "kube-apiserver.v1.29.0.kubeadm.yaml")
 KUBELET = fixture_path("kubernetes", "kubelet-config.v1.20.kubeadm.yaml")
@@ -103,14 +103,11 @@ def runtimeclass_play(tmp_path, version, extra="", pre_tasks="[]"):
     - kata_runtimeclass
 """.format(version=version, out=tmp_path / "out", legacy=os.path.join(ROOT, ".venv", "kubernetes-validate-1.24"),
            extra=extra, pre_tasks=pre_tasks))
-    import json
     import subprocess
     proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local",
                            "-e", "ansible_python_interpreter=" + os.path.join(VENV_BIN, "python"), str(pb)],
                           cwd=ROOT, env=ansible_env(tmp_path), capture_output=True, text=True)
-    data = json.loads(proc.stdout)
-    results = [dict(r, _task=t["task"]["name"]) for p in data["plays"] for t in p["tasks"] for r in t["hosts"].values()]
-    return proc.returncode, results
+    return proc.returncode, parse_results(proc)[0]
 
 
 def test_runtimeclass_role_renders_and_validates(tmp_path):

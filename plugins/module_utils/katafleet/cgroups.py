@@ -123,6 +123,12 @@ def _read(path, binary=False):
         return handle.read()
 
 
+def _ppid(proc_root, pid):
+    """PPID from /proc/<pid>/stat (the comm in parentheses may contain spaces)."""
+    stat = _read(os.path.join(proc_root, str(pid), "stat"))
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
 class Proc(object):
     __slots__ = ("pid", "ppid", "comm", "argv", "exe", "root")
 
@@ -131,8 +137,7 @@ class Proc(object):
         self.pid = pid
         base = os.path.join(root, str(pid))
         self.comm = _read(os.path.join(base, "comm")).rstrip("\n")
-        stat = _read(os.path.join(base, "stat"))
-        self.ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        self.ppid = _ppid(root, pid)
         self.argv = [a.decode("utf-8", "replace") for a in _read(os.path.join(base, "cmdline"), True).split(b"\0") if a]
         try:
             self.exe = os.readlink(os.path.join(base, "exe"))
@@ -188,7 +193,7 @@ def scan(proc_root="/proc"):
     return out
 
 
-def _ancestor_shim(p, procs, shim_pids, proc_root):
+def _ancestor_shim(p, shim_pids, proc_root):
     """The shim pid above ``p`` (walking PPIDs), or None."""
     seen = 0
     pid = p.ppid
@@ -196,8 +201,7 @@ def _ancestor_shim(p, procs, shim_pids, proc_root):
         if pid in shim_pids:
             return pid
         try:
-            stat = _read(os.path.join(proc_root, str(pid), "stat"))
-            pid = int(stat[stat.rindex(")") + 2:].split()[1])
+            pid = _ppid(proc_root, pid)
         except (OSError, ValueError):
             return None
         seen += 1
@@ -251,7 +255,7 @@ def verify(sandbox_cgroup_only, version, proc_root="/proc", driver="auto", use_q
     orphans = []
     for role in ("vmms", "virtiofsd"):
         for p in found[role]:
-            owner = _ancestor_shim(p, procs, shim_pids, proc_root)
+            owner = _ancestor_shim(p, shim_pids, proc_root)
             sb = None
             if owner is not None:
                 sb = procs[owner].arg_after("-id") or "pid%d" % owner

@@ -81,6 +81,17 @@ def quote_style(text):
     return "'" if re.search(r"^\s*\[plugins\.'", text, re.M) else '"'
 
 
+def check_handler_name(name, path=None):
+    """Errors for a handler name that is not a DNS label (RuntimeClass.handler must equal it)."""
+    if isinstance(name, str) and DNS_LABEL.match(name):
+        return []
+    return [KatafleetError(
+        "a runtime handler name must be a DNS label (lower case letters, digits and '-', at most 63), "
+        "because RuntimeClass.handler must equal it%s" % ("; try %r" % name.replace("_", "-").lower()
+                                                      if isinstance(name, str) and name else ""),
+        path=path, key="name", value=name, rule="RFC 1123 DNS label")]
+
+
 def normalize_handler(h, path):
     """Fill defaults and check one handler definition; returns (handler, errors)."""
     errors = []
@@ -88,12 +99,7 @@ def normalize_handler(h, path):
     out.update({k: v for k, v in h.items() if v is not None or k in ("runtime_path", "container_annotations",
                                                                      "snapshotter", "config_path")})
     name = out.get("name")
-    if not isinstance(name, str) or not DNS_LABEL.match(name or ""):
-        errors.append(KatafleetError(
-            "a runtime handler name must be a DNS label (lower case letters, digits and '-', at most 63), "
-            "because RuntimeClass.handler must equal it%s" % ("; try %r" % name.replace("_", "-").lower()
-                                                          if isinstance(name, str) and name else ""),
-            path=path, key="name", value=name, rule="RFC 1123 DNS label"))
+    errors.extend(check_handler_name(name, path))
     unknown = set(out) - set(HANDLER_DEFAULTS) - {"name"}
     if unknown:
         errors.append(KatafleetError("unknown handler option(s) %s; known: %s"
@@ -404,8 +410,7 @@ def plan(path=DEFAULT_PATH, handlers=(), state="present", dropin=None, container
             continue
         if state == "absent":
             nh = {"name": h.get("name")}
-            if not isinstance(nh["name"], str) or not DNS_LABEL.match(nh["name"] or ""):
-                errors.append(KatafleetError("not a DNS label", path=path, key="name", value=nh["name"], rule="RFC 1123 DNS label"))
+            errors.extend(check_handler_name(nh["name"], path))
         else:
             nh, errs = normalize_handler(h, path)
             errors.extend(errs)

@@ -219,9 +219,8 @@ def edit_manifest(text, path, decide_fn):
                 break
         lines.insert(pos, "%s--feature-gates=%s\n" % (prefix, render_gate_list(new_items)))
     # the RuntimeClass admission plugin injects overhead.podFixed into pods: it must not be disabled
-    dis = [(i, re.match(r"^(\s*-\s+)--disable-admission-plugins=(.*?)\s*$", l)) for i, l in enumerate(lines)
-           if l is not None and re.match(r"^\s*-\s+--disable-admission-plugins=", l)]
-    for idx, m in dis:
+    lines = "".join(l for l in lines if l is not None).splitlines(True)
+    for idx, m in _flag_lines("".join(lines), "--disable-admission-plugins"):
         plugins = [p.strip() for p in m.group(2).split(",") if p.strip()]
         if "RuntimeClass" in plugins:
             plugins = [p for p in plugins if p != "RuntimeClass"]

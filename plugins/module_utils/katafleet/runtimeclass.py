@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 
+from .containerd import check_handler_name
 from .errors import KatafleetError, raise_all
 
 OVERHEAD_DEFAULTS = [  # (handler pattern, memory, cpu) first match wins
@@ -27,7 +28,6 @@ OVERHEAD_DEFAULTS = [  # (handler pattern, memory, cpu) first match wins
 ]
 IDLE_OVERHEAD_MIB = 110
 DEBUG_CONSOLE_MIB = 65
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 _BIN = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
 _DEC = {"": 1, "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15, "E": 10 ** 18, "m": 10 ** -3}
@@ -61,9 +61,9 @@ def normalize_classes(classes):
     for c in classes:
         c = {"handler": c} if isinstance(c, str) else dict(c or {})
         handler = c.get("handler")
-        if not isinstance(handler, str) or not DNS_LABEL.match(handler):
-            errors.append(KatafleetError("handler must be a DNS label equal to the containerd runtime name",
-                                         key="handler", value=handler, rule="RFC 1123 DNS label"))
+        name_errors = check_handler_name(handler)
+        if name_errors:
+            errors.extend(name_errors)
             continue
         overhead = dict(default_overhead(handler))
         overhead.update(c.get("overhead") or {})
@@ -84,10 +84,7 @@ def check_objects(objects, version):
         if obj.get("apiVersion") != want_api:
             errors.append(KatafleetError("Kubernetes %d.%d needs %s" % (version + (want_api,)), key=name,
                                          value=obj.get("apiVersion"), rule="RuntimeClass apiVersion per version"))
-        handler = obj.get("handler")
-        if not isinstance(handler, str) or not DNS_LABEL.match(handler):
-            errors.append(KatafleetError("handler must be a DNS label equal to the containerd runtime name", key=name,
-                                         value=handler, rule="RFC 1123 DNS label"))
+        errors.extend(check_handler_name(obj.get("handler")))
         fixed = ((obj.get("overhead") or {}).get("podFixed") or {})
         for res in ("memory", "cpu"):
             if res not in fixed:
