@@ -16,8 +16,7 @@ import time
 import tracemalloc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "plugins", "module_utils"))
-from katafleet import kata_config  # noqa: E402
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import kata_config
 
 FIXTURES = os.path.join(ROOT, "tests", "data", "fixtures", "kata")
 OPTIONS = {"default_vcpus": 2, "default_memory": 4096, "sandbox_cgroup_only": True, "enable_debug": True,
@@ -62,11 +61,11 @@ def main():
         shutil.copyfile(largest, path)
         t = time.perf_counter()
         subprocess.run([os.path.join(venv_bin, "ansible"), "localhost", "-c", "local", "-i", "localhost,",
-                        "-e", "ansible_python_interpreter=" + sys.executable, "-m", "kata_config", "-a",
+                        "-e", "ansible_python_interpreter=" + sys.executable, "-m", "katafleet.kata.kata_config", "-a",
                         "path=%s default_memory=4096 sandbox_cgroup_only=true" % path],
                        cwd=ROOT, env=env, check=True, capture_output=True)
         runs.append(time.perf_counter() - t)
-    print("through `ansible -m kata_config` on localhost, 3 runs: median %.2f s (mostly ansible start-up)"
+    print("through `ansible -m katafleet.kata.kata_config` on localhost, 3 runs: median %.2f s (mostly ansible start-up)"
           % statistics.median(runs))
     shutil.rmtree(tmp)
 

@@ -13,16 +13,13 @@ Prints figures; asserts nothing.
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 import tracemalloc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "plugins", "module_utils"))
-sys.path.insert(0, os.path.join(ROOT, "lab"))
-from katafleet import cgroups  # noqa: E402
-from katafleet_lab import proctree  # noqa: E402
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import cgroups
+from katafleet_lab import proctree
 
 
 

@@ -35,3 +35,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --no-deps --target .venv/kubernetes-validate-1.24 'kubernetes-validate==1.24.1'
   touch "$stamp"
 fi
+
+# The checkout is the collection katafleet.kata. Ansible finds it through ansible.cfg's collections_path,
+# Python (tests, lab, bench) through a .pth file naming the same directory: one import identity,
+# ansible_collections.katafleet.kata.plugins.module_utils..., for modules, tests, lab and bench.
+coll=.ansible/collections/ansible_collections/katafleet
+mkdir -p "$coll"
+ln -sfn ../../../.. "$coll/kata"
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$(pwd)/.ansible/collections" > "$site/katafleet-collection.pth"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from helpers import run_playbook  # noqa: F401  (also puts plugins/module_utils and lab on sys.path)
+from helpers import run_playbook  # noqa: F401
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ import textwrap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "data", "fixtures")
-sys.path.insert(0, os.path.join(ROOT, "plugins", "module_utils"))
-sys.path.insert(0, os.path.join(ROOT, "lab"))
 
 VENV_BIN = os.path.dirname(sys.executable)
 

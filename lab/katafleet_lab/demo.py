@@ -110,7 +110,7 @@ def run_demo(lab, nodes, keep=False):
                     step("sandbox %s on %s" % (sb, n["name"]), False, res.stderr.strip())
         step("sandboxes started", all(ok for _n, ok, _d in steps), "%d" % (2 * len(state["nodes"])))
 
-        banner("6/6 verification: playbooks/verify.yml (kata_cgroup_verify + testinfra)")
+        banner("6/6 verification: playbooks/verify.yml (kata_verify + testinfra)")
         for f in glob.glob(os.path.join(REPORTS, "*.placement.json")):
             os.unlink(f)
         rc, _c, out = playbook(lab, "verify.yml", "-e", "kata_verify_min_sandboxes=2")

@@ -119,7 +119,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Size Kata VMs and keep the VMM in the pod cgroup
-  kata_config:
+  katafleet.kata.kata_config:
     path: /etc/kata-containers/configuration.toml
     source: /opt/kata/share/defaults/kata-containers/configuration-qemu.toml
     default_vcpus: 1
@@ -130,13 +130,13 @@ EXAMPLES = r"""
     backup: true
 
 - name: Turn on debug everywhere through a drop-in
-  kata_config:
+  katafleet.kata.kata_config:
     path: /opt/kata/share/defaults/kata-containers/configuration.toml
     dropin: 90-debug.toml
     enable_debug: true
 
 - name: Set a key without a named option, remove another
-  kata_config:
+  katafleet.kata.kata_config:
     settings:
       hypervisor:
         enable_iothreads: true
@@ -191,8 +191,8 @@ except ImportError:
     HAS_TOMLKIT = False
 
 if HAS_TOMLKIT:
-    from ansible.module_utils.katafleet import kata_config
-    from ansible.module_utils.katafleet.errors import KatafleetError
+    from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import kata_config
+    from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError
 
 
 def main():

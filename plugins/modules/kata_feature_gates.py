@@ -68,12 +68,12 @@ attributes:
 
 EXAMPLES = r"""
 - name: PodOverhead where the cluster version needs it (1.16-1.17), removed on 1.26+
-  kata_feature_gates:
+  katafleet.kata.kata_feature_gates:
     path: /etc/kubernetes/manifests/kube-apiserver.yaml
     gates: {PodOverhead: true}
 
 - name: Same for the kubelet
-  kata_feature_gates:
+  katafleet.kata.kata_feature_gates:
     path: /var/lib/kubelet/config.yaml
     gates: {PodOverhead: true}
     kubernetes_version: "1.17"
@@ -111,8 +111,8 @@ except ImportError:
     HAS_YAML = False
 
 if HAS_YAML:
-    from ansible.module_utils.katafleet import feature_gates, fileio
-    from ansible.module_utils.katafleet.errors import KatafleetError
+    from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import feature_gates, fileio
+    from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError
 
 
 def main():

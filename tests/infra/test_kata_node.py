@@ -9,7 +9,6 @@ the same precedence the playbook uses.
 """
 
 import os
-import sys
 import tomllib
 
 import jinja2
@@ -17,8 +16,7 @@ import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "plugins", "module_utils"))
-from katafleet import containerd, feature_gates  # noqa: E402  (layouts and gate lifecycles: one home each)
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import containerd, feature_gates  # layouts and gate lifecycles: one home each
 NAMED = ["default_vcpus", "default_maxvcpus", "default_memory", "default_maxmemory", "memory_slots",
          "enable_virtio_mem", "static_sandbox_resource_mgmt", "sandbox_cgroup_only", "enable_debug",
          "debug_console_enabled"]
@@ -45,7 +43,7 @@ def render(value, variables):
 
 @pytest.fixture
 def intended(host):
-    variables = role_defaults("kata_config", "containerd_kata", "k8s_feature_gates")
+    variables = role_defaults("kata_config", "kata_containerd", "kata_feature_gates")
     variables.update(host.ansible.get_variables())
     return render(variables, variables)
 
@@ -78,15 +76,15 @@ def test_kata_config_has_intended_values(host, intended):
 
 
 def test_containerd_dump_has_intended_handlers(host, intended):
-    cmd = host.run("%s --config %s config dump" % (intended["containerd_kata_bin"], intended["containerd_kata_config_path"]))
+    cmd = host.run("%s --config %s config dump" % (intended["kata_containerd_bin"], intended["kata_containerd_config_path"]))
     assert cmd.rc == 0, cmd.stderr
     dump = tomllib.loads(cmd.stdout)
     node = dump
     for part in containerd.runtimes_path(dump.get("version", 2)):
         node = node.get(part, {})
-    for h in intended["containerd_kata_handlers"]:
+    for h in intended["kata_containerd_handlers"]:
         rt = node.get(h["name"])
-        if intended.get("containerd_kata_state", "present") == "absent":
+        if intended.get("kata_containerd_state", "present") == "absent":
             assert rt is None, "handler %s still in containerd's config" % h["name"]
             continue
         assert rt, "handler %s not in `containerd config dump`" % h["name"]
@@ -98,29 +96,29 @@ def test_containerd_dump_has_intended_handlers(host, intended):
 
 
 def test_containerd_runs_with_cri(host, intended):
-    cmd = host.run("ctr --address %s plugins ls" % intended["containerd_kata_socket"])
+    cmd = host.run("ctr --address %s plugins ls" % intended["kata_containerd_socket"])
     assert cmd.rc == 0, cmd.stderr
     cri = [l.split() for l in cmd.stdout.splitlines() if l.split()[:2] == ["io.containerd.grpc.v1", "cri"]]
     assert cri and cri[0][-1] == "ok", cmd.stdout
 
 
 def test_every_kata_process_in_its_intended_cgroup(host):
-    res = host.ansible("kata_cgroup_verify", "fail_on_problems=false", check=False)
+    res = host.ansible("katafleet.kata.kata_verify", "fail_on_problems=false", check=False)
     assert not res.get("failed"), res.get("msg")
     assert res["problems"] == [], res["table"]
 
 
 def test_kubelet_files_carry_no_removed_feature_gate(host, intended):
     """A gate removed in the node's Kubernetes version makes the kubelet exit at start."""
-    version = intended.get("k8s_feature_gates_kubernetes_version")
+    version = intended.get("kata_feature_gates_kubernetes_version")
     if not version:
         out = host.run("kubelet --version")
-        assert out.rc == 0, "no kubelet on %s: set k8s_feature_gates_kubernetes_version" % host.backend.hostname
+        assert out.rc == 0, "no kubelet on %s: set kata_feature_gates_kubernetes_version" % host.backend.hostname
         version = out.stdout
     version = feature_gates.parse_version(version)
     removed = [g for g in feature_gates.GATES if feature_gates.stage(g, version) == "removed"]
     checked = 0
-    for path in intended["k8s_feature_gates_kubelet_files"]:
+    for path in intended["kata_feature_gates_kubelet_files"]:
         f = host.file(path)
         if not f.exists:
             continue
@@ -128,4 +126,4 @@ def test_kubelet_files_carry_no_removed_feature_gate(host, intended):
         for gate in removed:
             assert gate not in f.content_string, "%s still sets %s, removed in Kubernetes %s" % (
                 path, gate, feature_gates.vstr(feature_gates.GATES[gate]["removed"]))
-    assert checked, "none of %s exists" % intended["k8s_feature_gates_kubelet_files"]
+    assert checked, "none of %s exists" % intended["kata_feature_gates_kubelet_files"]

@@ -87,7 +87,7 @@ def sandboxes_down(lab):
 
 
 def verify(lab, tmp_path, node, args=""):
-    return adhoc(lab, tmp_path, node, "kata_cgroup_verify", args)
+    return adhoc(lab, tmp_path, node, "katafleet.kata.kata_verify", args)
 
 
 @pytest.mark.parametrize("only", [True, False], ids=["sandbox_cgroup_only=true", "sandbox_cgroup_only=false"])

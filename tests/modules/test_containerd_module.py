@@ -1,4 +1,4 @@
-"""kata_containerd_runtime through ansible-playbook, and a real containerd daemon loading the result."""
+"""kata_containerd through ansible-playbook, and a real containerd daemon loading the result."""
 
 import os
 import shutil
@@ -18,7 +18,7 @@ SHIPPED_16 = fixture_path("containerd", "config-debian-shipped-etc-1.6.toml")
 
 TASK = """
 - name: kata handlers
-  kata_containerd_runtime:
+  katafleet.kata.kata_containerd:
     path: {path}
     state: {state}
     backup: true
@@ -55,7 +55,7 @@ def test_module_refuses_bad_name_without_traceback(playbook, tmp_path):
     digest = sha(path)
     rc, res, _ = playbook("""
     - name: bad
-      kata_containerd_runtime:
+      katafleet.kata.kata_containerd:
         path: {path}
         handlers: [{{name: kata_qemu}}]
     """.format(path=path))

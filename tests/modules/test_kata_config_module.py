@@ -17,7 +17,7 @@ def test_check_mode_diff_then_apply_then_idempotent(playbook, tmp_path):
     digest = sha(path)
     task = """
     - name: kata config
-      kata_config:
+      katafleet.kata.kata_config:
         path: {path}
         default_memory: 4096
         default_vcpus: 2
@@ -55,7 +55,7 @@ def test_refusal_through_ansible_names_key_value_rule(playbook, tmp_path):
     digest = sha(path)
     rc, res, _ = playbook("""
     - name: typo
-      kata_config:
+      katafleet.kata.kata_config:
         path: {path}
         settings:
           hypervisor:
@@ -76,7 +76,7 @@ def test_missing_tomlkit_on_node_is_a_clear_error(playbook, tmp_path):
     shutil.copyfile(QEMU_322, path)
     rc, res, _ = playbook("""
     - name: no tomlkit
-      kata_config:
+      katafleet.kata.kata_config:
         path: {path}
         default_memory: 4096
     """.format(path=path), interpreter=str(venv / "bin" / "python"))
@@ -88,7 +88,7 @@ def test_ansible_doc_renders_every_module(tmp_path):
     modules = sorted(n[:-3] for n in os.listdir(os.path.join(ROOT, "plugins", "modules")) if n.endswith(".py"))
     assert "kata_config" in modules
     for name in modules:
-        proc = subprocess.run([os.path.join(VENV_BIN, "ansible-doc"), "-M", os.path.join(ROOT, "plugins", "modules"),
-                               name], capture_output=True, text=True, env=ansible_env(tmp_path), cwd=ROOT)
+        proc = subprocess.run([os.path.join(VENV_BIN, "ansible-doc"), "katafleet.kata." + name],
+                              capture_output=True, text=True, env=ansible_env(tmp_path), cwd=ROOT)
         assert proc.returncode == 0, proc.stderr
         assert "EXAMPLES" in proc.stdout and "RETURN VALUES" in proc.stdout, name

@@ -19,7 +19,7 @@ def test_feature_gates_module_check_diff_apply_idempotent(playbook, tmp_path):
     digest = sha(path)
     task = """
     - name: gates
-      kata_feature_gates:
+      katafleet.kata.kata_feature_gates:
         path: {path}
         gates: {{PodOverhead: true}}
         kubernetes_version: "1.17"
@@ -49,7 +49,7 @@ def test_feature_gates_version_from_the_manifest_image(playbook, tmp_path):
     shutil.copyfile(MANIFEST, path)
     rc, res, _ = playbook("""
     - name: gates
-      kata_feature_gates:
+      katafleet.kata.kata_feature_gates:
         path: {path}
         gates: {{PodOverhead: true}}
     """.format(path=path))
@@ -65,7 +65,7 @@ def test_feature_gates_bad_input_leaves_file(playbook, tmp_path):
                            ("{PodOverhead: false}", "locked to true")):
         rc, res, _ = playbook("""
         - name: gates
-          kata_feature_gates:
+          katafleet.kata.kata_feature_gates:
             path: {path}
             gates: {gates}
             kubernetes_version: "1.25"
@@ -77,7 +77,7 @@ def test_feature_gates_bad_input_leaves_file(playbook, tmp_path):
     digest = sha(str(broken))
     rc, res, _ = playbook("""
     - name: gates
-      kata_feature_gates:
+      katafleet.kata.kata_feature_gates:
         path: {path}
         kind: apiserver_manifest
         gates: {{PodOverhead: true}}
@@ -96,11 +96,11 @@ def runtimeclass_play(tmp_path, version, extra="", pre_tasks="[]"):
     kata_runtimeclass_apply: false
     kata_runtimeclass_output_dir: {out}
     kata_runtimeclass_legacy_validator_path: {legacy}
-    containerd_kata_handlers: [{{name: kata-qemu}}, {{name: kata-clh}}]
+    kata_containerd_handlers: [{{name: kata-qemu}}, {{name: kata-clh}}]
 {extra}
   pre_tasks: {pre_tasks}
   roles:
-    - kata_runtimeclass
+    - katafleet.kata.kata_runtimeclass
 """.format(version=version, out=tmp_path / "out", legacy=os.path.join(ROOT, ".venv", "kubernetes-validate-1.24"),
            extra=extra, pre_tasks=pre_tasks))
     import subprocess
@@ -117,7 +117,7 @@ def test_runtimeclass_role_renders_and_validates(tmp_path):
         objs = list(yaml.safe_load_all(open(tmp_path / "out" / "runtimeclasses.yaml")))
         assert [(o["apiVersion"], o["handler"], o["overhead"]["podFixed"]["memory"]) for o in objs] == \
             [(api, "kata-qemu", "320Mi"), (api, "kata-clh", "130Mi")]
-        check = [r for r in res if r["_task"].startswith("kata_runtimeclass : Validate")][0]
+        check = [r for r in res if "kata_runtimeclass : Validate" in r["_task"]][0]
         if version == "1.17":
             assert any("PodOverhead is alpha" in w for w in check["warnings_list"])
 
@@ -136,5 +136,5 @@ def test_runtimeclass_role_warns_on_small_overhead(tmp_path):
                                 pre_tasks="[{set_fact: {kata_config_result: {effective: {default_memory: 4096, "
                                           "sandbox_cgroup_only: true}}}}]")
     assert rc == 0
-    check = [r for r in res if r["_task"].startswith("kata_runtimeclass : Validate")][0]
+    check = [r for r in res if "kata_runtimeclass : Validate" in r["_task"]][0]
     assert len(check["warnings_list"]) == 2 and all("4206 MiB" in w for w in check["warnings_list"])

@@ -3,7 +3,7 @@ the systemd cgroup driver's slices (DOMAIN.md section 5; KC docs/design/host-cgr
 
 import pytest
 
-from katafleet import cgroups
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import cgroups
 from katafleet_lab import proctree
 
 UID = "8a1b2c3d-0000-4000-8000-0000000000aa"

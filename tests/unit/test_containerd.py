@@ -1,4 +1,4 @@
-"""kata_containerd_runtime logic against every containerd fixture, validated by the real containerd binary."""
+"""kata_containerd logic against every containerd fixture, validated by the real containerd binary."""
 
 import os
 import shutil
@@ -8,8 +8,8 @@ import tomllib
 import pytest
 
 from helpers import fixture_path, sha
-from katafleet import containerd
-from katafleet.errors import KatafleetError
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import containerd
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError
 
 CTD = shutil.which("containerd")
 pytestmark = pytest.mark.skipif(CTD is None, reason="containerd is installed by scripts/setup.sh")

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from helpers import fixture_path
-from katafleet import feature_gates as fg
-from katafleet.errors import KatafleetError
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import feature_gates as fg
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError
 
 K = fixture_path("kubernetes")
 FILES = {

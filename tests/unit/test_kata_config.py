@@ -10,8 +10,8 @@ import tomllib
 import pytest
 
 from helpers import kata_fixtures, sha
-from katafleet import fileio, kata_config
-from katafleet.errors import KatafleetError
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import fileio, kata_config
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError
 
 RENDERED = kata_fixtures(rendered=True)
 TEMPLATES = kata_fixtures(rendered=False)

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from helpers import ROOT
-from katafleet import runtimeclass as rc
-from katafleet.errors import KatafleetError
-from katafleet.feature_gates import parse_version
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import runtimeclass as rc
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.feature_gates import parse_version
 
 LEGACY = os.path.join(ROOT, ".venv", "kubernetes-validate-1.24")
 TEMPLATE = os.path.join(ROOT, "roles", "kata_runtimeclass", "templates", "runtimeclass.yml.j2")

@@ -29,8 +29,8 @@ try:
 except ImportError:  # pragma: no cover
     tomllib = None
 
-from . import fileio, tomledit
-from .errors import KatafleetError, raise_all
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import fileio, tomledit
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError, raise_all
 
 DEFAULT_PATH = "/etc/containerd/config.toml"
 
@@ -220,7 +220,7 @@ def _edit_main(text, path, version, handlers, state, containerd_bin="containerd"
 
 def render_dropin(version, handlers):
     """A containerd 2.x drop-in holding exactly our handlers (owned by katafleet)."""
-    text = "# Managed by katafleet (kata_containerd_runtime); local edits are overwritten.\nversion = %d\n" % version
+    text = "# Managed by katafleet (kata_containerd); local edits are overwritten.\nversion = %d\n" % version
     for h in handlers:
         text = tomledit.append_table(text, runtimes_path(version) + (h["name"],), _runtime_items(h), quote="'")
     return text

@@ -20,7 +20,7 @@ import re
 
 import yaml
 
-from .errors import KatafleetError, raise_all
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError, raise_all
 
 # gate -> lifecycle (None = never reached that stage)
 GATES = {

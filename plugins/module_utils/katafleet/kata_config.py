@@ -12,9 +12,9 @@ try:
 except ImportError:  # pragma: no cover - older managed nodes
     tomllib = None
 
-from . import fileio, kata_rules, tomledit
-from .errors import KatafleetError, raise_all
-from .kata_keys import HYPERVISOR_NAMES
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import fileio, kata_rules, tomledit
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError, raise_all
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.kata_keys import HYPERVISOR_NAMES
 
 DEFAULT_PATH = "/etc/kata-containers/configuration.toml"
 

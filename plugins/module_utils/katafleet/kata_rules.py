@@ -11,8 +11,8 @@ Every rule names its upstream source (KC = kata-containers/kata-containers):
 import difflib
 import os
 
-from .errors import KatafleetError
-from .kata_keys import HYPERVISOR_ONLY, KEYS, RETIRED_KEYS
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.kata_keys import HYPERVISOR_ONLY, KEYS, RETIRED_KEYS
 
 MIN_MEMORY_MIB = 256  # vc.MinHypervisorMemory
 DEFAULT_MEMORY_MIB = 2048  # defaultMemSize: what Kata silently uses below MIN_MEMORY_MIB

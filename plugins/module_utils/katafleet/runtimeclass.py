@@ -19,8 +19,8 @@ import re
 import subprocess
 import sys
 
-from .containerd import check_handler_name
-from .errors import KatafleetError, raise_all
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.containerd import check_handler_name
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError, raise_all
 
 OVERHEAD_DEFAULTS = [  # (handler pattern, memory, cpu) first match wins
     (r"^kata-(clh|fc|firecracker|dragonball|cloud-hypervisor)", "130Mi", "250m"),

@@ -20,7 +20,7 @@ except ImportError:  # read-only users (the verifier) can work with tomllib alon
     tomlkit = None
     ParseError = ValueError
 
-from .errors import KatafleetError
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError
 
 _HEADER = re.compile(r"^(?P<indent>[ \t]*)\[(?!\[)(?P<name>[^\]\n]*(?:\][^\]\n]*)*?)\][ \t]*(?:#.*)?$")
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")

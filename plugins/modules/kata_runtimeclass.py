@@ -5,7 +5,7 @@
 
 DOCUMENTATION = r"""
 ---
-module: kata_runtimeclass_check
+module: kata_runtimeclass
 short_description: RuntimeClass rules for Kata handlers - API version, default overheads, schema validation
 description:
   - Without O(objects), returns what a RuntimeClass template needs for O(kubernetes_version) - the
@@ -50,7 +50,7 @@ attributes:
 
 EXAMPLES = r"""
 - name: What the template needs
-  kata_runtimeclass_check:
+  katafleet.kata.kata_runtimeclass:
     kubernetes_version: "1.29"
     classes: [kata-qemu, {handler: kata-clh, overhead: {memory: 200Mi, cpu: 250m}}]
   register: rc_plan
@@ -77,8 +77,8 @@ warnings_list:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.katafleet import feature_gates, runtimeclass
-from ansible.module_utils.katafleet.errors import KatafleetError
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import feature_gates, runtimeclass
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError
 
 
 def main():
@@ -106,7 +106,7 @@ def main():
             warnings = runtimeclass.overhead_warnings(p["objects"], p["node_effective"] or {})
             if version < (1, 18):
                 warnings.append("Kubernetes %s: PodOverhead is alpha (off by default); overhead is ignored unless the "
-                                "k8s_feature_gates role enables it on kube-apiserver and every kubelet"
+                                "kata_feature_gates role enables it on kube-apiserver and every kubelet"
                                 % feature_gates.vstr(version))
             for w in warnings:
                 module.warn(w)

@@ -5,7 +5,7 @@
 
 DOCUMENTATION = r"""
 ---
-module: kata_cgroup_verify
+module: kata_verify
 short_description: Verify that every Kata sandbox's shim, VMM, virtiofsd and vCPU threads sit in the cgroup sandbox_cgroup_only promises
 description:
   - Finds every Kata sandbox on the node (shim by comm C(containerd-shim) confirmed by argv0/exe
@@ -64,11 +64,11 @@ notes:
 
 EXAMPLES = r"""
 - name: Verify cgroup placement of every Kata sandbox
-  kata_cgroup_verify:
+  katafleet.kata.kata_verify:
   register: placement
 
 - name: Report without failing, every thread
-  kata_cgroup_verify:
+  katafleet.kata.kata_verify:
     fail_on_problems: false
     return_rows: all
 """
@@ -103,8 +103,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.katafleet import cgroups, kata_config
-from ansible.module_utils.katafleet.errors import KatafleetError
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import cgroups, kata_config
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError
 
 
 def main():

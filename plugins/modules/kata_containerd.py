@@ -5,7 +5,7 @@
 
 DOCUMENTATION = r"""
 ---
-module: kata_containerd_runtime
+module: kata_containerd
 short_description: Register Kata runtime handlers in containerd's config, validated by the real containerd
 description:
   - Adds, updates or removes Kata runtime handlers in containerd's C(config.toml), for every config format in
@@ -100,13 +100,13 @@ attributes:
   diff_mode:
     support: full
 notes:
-  - containerd must be restarted to load a changed config; the C(containerd_kata) role does that with a health
+  - containerd must be restarted to load a changed config; the C(kata_containerd) role does that with a health
     check and rollback.
 """
 
 EXAMPLES = r"""
 - name: Offer kata-qemu and kata-clh to the CRI
-  kata_containerd_runtime:
+  katafleet.kata.kata_containerd:
     handlers:
       - name: kata-qemu
         runtime_path: /opt/kata/bin/containerd-shim-kata-v2
@@ -117,12 +117,12 @@ EXAMPLES = r"""
   register: ctd
 
 - name: Remove a handler again
-  kata_containerd_runtime:
+  katafleet.kata.kata_containerd:
     state: absent
     handlers: [{name: kata-clh}]
 
 - name: containerd 2.x, as a drop-in
-  kata_containerd_runtime:
+  katafleet.kata.kata_containerd:
     dropin: conf.d/katafleet.toml
     handlers: [{name: kata}]
 """
@@ -167,8 +167,8 @@ except ImportError:
     HAS_TOMLKIT = False
 
 if HAS_TOMLKIT:
-    from ansible.module_utils.katafleet import containerd
-    from ansible.module_utils.katafleet.errors import KatafleetError
+    from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import containerd
+    from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError
 
 
 def main():
