@@ -1,5 +1,5 @@
-"""The lab for end-to-end tests: one 3-node lab (v1, v1, v2) per test session, named "pytest" so that it
-never collides with a demo lab that may be up at the same time."""
+"""The lab for end-to-end tests: one 3-node lab (v1, v1, v2) per test session, named "pytest" (or
+$KATAFLEET_LAB_NAME) so that it never collides with a demo lab or another test run up at the same time."""
 
 import os
 
@@ -15,7 +15,7 @@ NODES = (("node1", "v1"), ("node2", "v1"), ("node3", "v2"))
 
 @pytest.fixture(scope="session")
 def lab():
-    lab = Lab("pytest")
+    lab = Lab(os.environ.get("KATAFLEET_LAB_NAME", "pytest"))
     lab.up(NODES)
     yield lab
     lab.down()
