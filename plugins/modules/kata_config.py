@@ -18,7 +18,7 @@ description:
   - Returns the effective values Kata will use after its own clamps, computed from the node's CPUs and memory.
   - Needs the Python library tomlkit on the managed node (role C(kata_prereqs) installs it).
 version_added: "0.1.0"
-author: katafleet contributors
+author: katafleet maintainers (@katafleet)
 options:
   path:
     description: The configuration file to edit (the one the shim loads).
@@ -51,10 +51,14 @@ options:
     description: Memory hot-plug with virtio-mem (QEMU only; hot-plug only, never unplug).
     type: bool
   static_sandbox_resource_mgmt:
-    description: Size the VM once at boot (sum of container limits + defaults) and never hot-plug. Upstream's replacement for C(enable_cpu_memory_hotplug=false).
+    description: >-
+      Size the VM once at boot (sum of container limits + defaults) and never hot-plug.
+      Upstream's replacement for C(enable_cpu_memory_hotplug=false).
     type: bool
   sandbox_cgroup_only:
-    description: Put the shim, VMM and virtiofsd in the pod's cgroup (C(true)), or in C(/kata_overhead/<sandbox>) with only vCPU threads in the pod cgroup (C(false)).
+    description: >-
+      Put the shim, VMM and virtiofsd in the pod's cgroup (C(true)), or in C(/kata_overhead/<sandbox>)
+      with only vCPU threads in the pod cgroup (C(false)).
     type: bool
   enable_debug:
     description: Debug logging of runtime, hypervisor and agent together.
@@ -103,7 +107,8 @@ options:
     description: Memory in MiB used to compute effective values (by default the node's MemTotal).
     type: int
 extends_documentation_fragment:
-  - files
+  - ansible.builtin.files
+  - katafleet.kata.attributes
 attributes:
   check_mode:
     support: full
@@ -185,7 +190,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
-    import tomlkit  # noqa: F401  (used by katafleet.tomledit)
+    import tomlkit  # noqa: F401  (used by katafleet.tomledit)  pylint: disable=unused-import
     HAS_TOMLKIT = True
 except ImportError:
     HAS_TOMLKIT = False

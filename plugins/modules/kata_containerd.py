@@ -21,7 +21,7 @@ description:
   - Warns when the Kata config allows annotations that O(handlers[].pod_annotations) does not pass through, and
     when O(handlers[].config_path) does not exist on the node.
 version_added: "0.1.0"
-author: katafleet contributors
+author: katafleet maintainers (@katafleet)
 options:
   path:
     description: containerd's main config file.
@@ -94,6 +94,8 @@ options:
     description: Where backups go.
     type: path
     default: /var/backups/katafleet
+extends_documentation_fragment:
+  - katafleet.kata.attributes
 attributes:
   check_mode:
     support: full
@@ -161,7 +163,7 @@ backups:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
-    import tomlkit  # noqa: F401
+    import tomlkit  # noqa: F401  (used by katafleet.tomledit)  pylint: disable=unused-import
     HAS_TOMLKIT = True
 except ImportError:
     HAS_TOMLKIT = False

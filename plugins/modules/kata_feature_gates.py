@@ -23,7 +23,7 @@ description:
     plugin injects C(overhead.podFixed) into pods).
   - Writes are atomic; backups go to O(backup_dir), never into the manifests directory (the kubelet runs every file there).
 version_added: "0.1.0"
-author: katafleet contributors
+author: katafleet maintainers (@katafleet)
 options:
   path:
     description: The file to edit.
@@ -59,6 +59,8 @@ options:
     description: Where backups go (outside the manifests directory).
     type: path
     default: /var/backups/katafleet
+extends_documentation_fragment:
+  - katafleet.kata.attributes
 attributes:
   check_mode:
     support: full
@@ -105,7 +107,7 @@ backup_file:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
-    import yaml  # noqa: F401  (used by katafleet.feature_gates)
+    import yaml  # noqa: F401  (used by katafleet.feature_gates)  pylint: disable=unused-import
     HAS_YAML = True
 except ImportError:
     HAS_YAML = False

@@ -17,7 +17,7 @@ description:
     C(overhead.podFixed.memory) is below what the Kata nodes' configs imply with C(sandbox_cgroup_only=true).
   - Runs on the controller; changes nothing.
 version_added: "0.1.0"
-author: katafleet contributors
+author: katafleet maintainers (@katafleet)
 options:
   kubernetes_version:
     description: Target cluster version, for example C(1.29).
@@ -35,12 +35,14 @@ options:
     type: list
     elements: dict
   node_effective:
-    description: Per Kata node, the C(effective) values returned by M(kata_config) (default_memory, sandbox_cgroup_only, ...).
+    description: Per Kata node, the C(effective) values returned by M(katafleet.kata.kata_config) (default_memory, sandbox_cgroup_only, ...).
     type: dict
     default: {}
   legacy_validator_path:
     description: Where kubernetes-validate 1.24.1 is installed (C(pip install --target)), for versions before 1.25.
     type: path
+extends_documentation_fragment:
+  - katafleet.kata.attributes
 attributes:
   check_mode:
     support: full

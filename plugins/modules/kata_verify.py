@@ -21,7 +21,7 @@ description:
     virtiofsd, and Kata processes with no shim above them.
   - Fails with a readable table when anything is misplaced.
 version_added: "0.1.0"
-author: katafleet contributors
+author: katafleet maintainers (@katafleet)
 options:
   kata_config:
     description: Kata config files to read, first existing wins (its C(config.d/) drop-ins applied). Default is Kata's own lookup order.
@@ -52,6 +52,8 @@ options:
     description: Where proc is mounted (for tests).
     type: path
     default: /proc
+extends_documentation_fragment:
+  - katafleet.kata.attributes
 attributes:
   check_mode:
     support: full
