@@ -88,7 +88,7 @@ def check_handler_name(name, path=None):
     return [KatafleetError(
         "a runtime handler name must be a DNS label (lower case letters, digits and '-', at most 63), "
         "because RuntimeClass.handler must equal it%s" % ("; try %r" % name.replace("_", "-").lower()
-                                                      if isinstance(name, str) and name else ""),
+                                                          if isinstance(name, str) and name else ""),
         path=path, key="name", value=name, rule="RFC 1123 DNS label")]
 
 
@@ -156,7 +156,7 @@ def default_runtime_stanza(containerd_bin, name):
     """The built-in stanza of runtime ``name`` as ``containerd config default`` prints it (runtime_type only:
     the rest are the runtime's own defaults). Falls back to runc v2 where the binary cannot be asked."""
     try:
-        out = subprocess.run([containerd_bin, "config", "default"], capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run([containerd_bin, "config", "default"], capture_output=True, text=True, timeout=30, check=False).stdout
         data = tomllib.loads(out)
         rt = (_get(data, runtimes_path(config_version(data))) or {}).get(name) or {}
         if rt.get("runtime_type"):
@@ -229,7 +229,7 @@ def render_dropin(version, handlers):
 def binary_version(containerd_bin):
     """(major, minor, text) of the containerd binary, e.g. (1, 6, '1.6.20~ds1')."""
     try:
-        out = subprocess.run([containerd_bin, "--version"], capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run([containerd_bin, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
     except OSError as exc:
         raise KatafleetError("cannot run containerd: %s" % exc, key="containerd_bin", value=containerd_bin,
                              rule="validation needs the real containerd binary")
@@ -243,7 +243,7 @@ def binary_version(containerd_bin):
 def dump(containerd_bin, config_path):
     """``containerd --config FILE config dump``: (rc, stdout, stderr)."""
     proc = subprocess.run([containerd_bin, "--config", config_path, "config", "dump"],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -423,7 +423,7 @@ def plan(path=DEFAULT_PATH, handlers=(), state="present", dropin=None, container
     before = fileio.read_text(path)
     base = before
     if base is None:
-        proc = subprocess.run([containerd_bin, "config", "default"], capture_output=True, text=True)
+        proc = subprocess.run([containerd_bin, "config", "default"], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise KatafleetError("does not exist and `containerd config default` failed: %s" % proc.stderr.strip(),
                                  path=path, rule="create from containerd config default")

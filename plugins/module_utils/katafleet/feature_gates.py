@@ -18,7 +18,10 @@ File kinds:
 
 import re
 
-import yaml
+try:
+    import yaml
+except ImportError:  # the version helpers (kata_runtimeclass) need no YAML; kata_feature_gates checks for it
+    yaml = None
 
 from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError, raise_all
 
@@ -97,7 +100,7 @@ def parse_gate_list(text):
     """'A=true,B=false' -> ordered [(name, value_text)]."""
     out = []
     for item in [i.strip() for i in text.split(",") if i.strip()]:
-        name, _, value = item.partition("=")
+        name, dummy, value = item.partition("=")
         out.append((name.strip(), value.strip()))
     return out
 
@@ -293,7 +296,7 @@ def edit_kubelet_config(text, path, decide_fn):
             lines[pos:pos] = ["featureGates:\n"] + add
     new_text = "".join(l for l in lines if l is not None)
     new_data = _load_yaml(new_text, path)
-    want = {k: v for k, v in gates.items()}
+    want = dict(gates)
     for k, v in decisions.items():
         if v is None:
             want.pop(k, None)
@@ -364,6 +367,7 @@ def plan(text, path, gates, version, state="present", kind="auto", variable=None
         kind = detect_kind(text, path)
     if kind not in EDITORS:
         raise KatafleetError("unknown file kind", path=path, key="kind", value=kind, rule=", ".join(EDITORS))
+
     # a removed gate that the file still carries is removed even if not asked about (upgrade safety)
     def decide_fn(current):
         decisions, messages, errs = {}, [], []

@@ -221,7 +221,7 @@ def plan(path=DEFAULT_PATH, options=None, settings=None, remove=None, annotation
 
     removes = []
     for item in remove:
-        table_name, _, key = item.rpartition(".")
+        table_name, dummy, key = item.rpartition(".")
         if not table_name or not key:
             errors.append(KatafleetError("remove entries are 'table.key'", path=path, key=item, rule="remove format"))
             continue
@@ -260,7 +260,7 @@ def plan(path=DEFAULT_PATH, options=None, settings=None, remove=None, annotation
             changes.append({"key": "%s.%s" % (".".join(table), key), "before": old, "after": None})
 
     hv_values = _lookup(final, ("hypervisor",), hv) or {}
-    changed_keys = {key for table, key, _ in sets if table == hv_table}
+    changed_keys = {key for table, key, dummy in sets if table == hv_table}
     rule_errors, rule_warnings = kata_rules.check_values(path, "hypervisor.%s" % hv, hv_values, changed_keys)
     raise_all(rule_errors)
     warnings.extend(rule_warnings)

@@ -143,7 +143,7 @@ def validate_schema(obj, version, legacy_path=None):
                                  key="kubernetes_version", rule="schema for the target version")
         env["PYTHONPATH"] = legacy_path + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run([sys.executable, "-W", "ignore", "-c", code, ver], input=json.dumps(obj), env=env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     if proc.returncode == 0:
         return None
     try:

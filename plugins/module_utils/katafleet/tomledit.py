@@ -61,7 +61,7 @@ def parse(text, path):
     except ParseError as exc:
         raise KatafleetError(
             "not valid TOML at line %s, column %s: %s; the file was left untouched"
-            % (exc.line, exc.col, str(exc).split(" at line")[0]),
+            % (exc.line, exc.col, str(exc).split(" at line", maxsplit=1)[0]),
             path=path,
         )
 
