@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Time of one kata_config edit of the largest Kata fixture: the logic alone, and the module through Ansible.
 
     .venv/bin/python bench/bench_kata_config.py [--runs N]
@@ -32,7 +32,7 @@ def main():
     tmp = tempfile.mkdtemp()
     path = os.path.join(tmp, "configuration.toml")
     times = []
-    for _ in range(args.runs):
+    for dummy in range(args.runs):
         shutil.copyfile(largest, path)
         t = time.perf_counter()
         kata_config.apply(kata_config.plan(path, options=OPTIONS))
@@ -43,12 +43,12 @@ def main():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     idem = []
-    for _ in range(args.runs):
+    for dummy in range(args.runs):
         t = time.perf_counter()
         kata_config.plan(path, options=OPTIONS)
         idem.append(time.perf_counter() - t)
     print("fixture: %s (%d lines, %d bytes)" % (os.path.basename(largest), open(largest).read().count("\n"),
-                                               os.path.getsize(largest)))
+                                                os.path.getsize(largest)))
     print("logic, one edit (plan + atomic write), %d runs: median %.1f ms, min %.1f ms, max %.1f ms"
           % (args.runs, 1000 * statistics.median(times), 1000 * min(times), 1000 * max(times)))
     print("logic, second run (no change), median %.1f ms" % (1000 * statistics.median(idem)))
@@ -57,7 +57,7 @@ def main():
     venv_bin = os.path.dirname(sys.executable)
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_LOCAL_TEMP=os.path.join(tmp, "at"))
     runs = []
-    for _ in range(3):
+    for dummy in range(3):
         shutil.copyfile(largest, path)
         t = time.perf_counter()
         subprocess.run([os.path.join(venv_bin, "ansible"), "localhost", "-c", "local", "-i", "localhost,",

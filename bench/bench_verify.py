@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Verification time against the number of sandboxes on a node.
 
 Builds /proc-like trees for N Kata sandboxes (shim, 2 virtiofsd processes with 3 threads, a qemu with
@@ -22,7 +22,6 @@ from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import cg
 from katafleet_lab import proctree
 
 
-
 def build(root, n):
     for i in range(n):
         sb = "%064x" % i
@@ -40,7 +39,7 @@ def main():
         try:
             build(root, n)
             best = None
-            for _ in range(3):
+            for dummy in range(3):
                 t = time.perf_counter()
                 rep = cgroups.verify(True, 1, proc_root=root, use_qmp=False)
                 dt = time.perf_counter() - t

@@ -73,7 +73,7 @@ def run_playbook(tmpdir, tasks, check=False, diff=False, extra_args=(), hosts="l
     if diff:
         cmd.append("--diff")
     cmd += list(extra_args)
-    proc = subprocess.run(cmd, cwd=ROOT, env=ansible_env(tmpdir), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, env=ansible_env(tmpdir), capture_output=True, text=True, check=False)
     results, stats = parse_results(proc)
     return proc.returncode, results, stats
 
@@ -90,7 +90,7 @@ PLAYBOOKS = os.path.join(ROOT, "playbooks")
 def run_pb(lab, tmpdir, playbook, *args):
     """ansible-playbook against a lab's inventory; JSON results: (rc, results, stats)."""
     cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", lab.inventory, playbook] + list(args)
-    proc = subprocess.run(cmd, cwd=ROOT, env=ansible_env(tmpdir), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, env=ansible_env(tmpdir), capture_output=True, text=True, check=False)
     results, stats = parse_results(proc)
     return proc.returncode, results, stats
 
@@ -98,7 +98,7 @@ def run_pb(lab, tmpdir, playbook, *args):
 def adhoc(lab, tmpdir, host, module, args=""):
     """One module on one lab node through `ansible -o`: (rc, result)."""
     cmd = [os.path.join(VENV_BIN, "ansible"), "-i", lab.inventory, host, "-m", module, "-a", args, "-o"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=ansible_env(tmpdir), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, env=ansible_env(tmpdir), capture_output=True, text=True, check=False)
     line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     try:
         return proc.returncode, json.loads(line.split("=>", 1)[1])

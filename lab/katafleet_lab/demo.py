@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from .lab import ROOT, Lab
+from .lab import ROOT
 
 DEMO_VARS = os.path.join(ROOT, "inventories", "lab", "demo-vars.yml")
 REPORTS = os.path.join(ROOT, ".ansible", "reports")
@@ -80,23 +80,23 @@ def run_demo(lab, nodes, keep=False):
         step("lab up", True, "%d nodes in %.1fs" % (len(state["nodes"]), time.time() - t0))
 
         banner("2/6 rollout: playbooks/site.yml")
-        rc, changed, _ = playbook(lab, "site.yml")
+        rc, changed, dummy = playbook(lab, "site.yml")
         step("rollout", rc == 0, "changed per node: %s" % changed)
 
         banner("3/6 idempotence: site.yml again must change nothing")
-        rc, changed2, _ = playbook(lab, "site.yml")
+        rc, changed2, dummy = playbook(lab, "site.yml")
         step("idempotent second run", rc == 0 and not any(changed2.values()), "changed per node: %s" % changed2)
 
         banner("4/6 drift: someone sets sandbox_cgroup_only=false on node2 by hand")
         drift_node = state["nodes"][1]["name"] if len(state["nodes"]) > 1 else state["nodes"][0]["name"]
         lab.ssh(drift_node, "sed -i 's/^sandbox_cgroup_only = true/sandbox_cgroup_only = false/' "
                             "/etc/kata-containers/configuration.toml")
-        rc, drift, _ = playbook(lab, "drift.yml", "--diff")
+        rc, drift, dummy = playbook(lab, "drift.yml", "--diff")
         others = [n for n in drift if n != drift_node]
         step("drift report (check mode)", rc == 0 and drift.get(drift_node, 0) > 0 and not any(drift[n] for n in others),
              "drifted: %s" % [n for n, c in drift.items() if c])
-        rc, fixed, _ = playbook(lab, "site.yml", "--limit", drift_node, echo=False)
-        rc2, again, _ = playbook(lab, "site.yml", echo=False)
+        rc, fixed, dummy = playbook(lab, "site.yml", "--limit", drift_node, echo=False)
+        rc2, again, dummy = playbook(lab, "site.yml", echo=False)
         step("drift corrected", rc == 0 and fixed.get(drift_node, 0) > 0 and rc2 == 0 and not any(again.values()),
              "site.yml fixed %s, then all nodes unchanged" % drift_node)
 

@@ -132,7 +132,7 @@ class Lab(object):
                     pass
         for unshare_pid, kids in procs:
             for pid in kids + [unshare_pid]:
-                for _ in range(100):
+                for dummy in range(100):
                     if not os.path.exists("/proc/%d" % pid):
                         break
                     time.sleep(0.05)
@@ -317,7 +317,7 @@ class Lab(object):
 
     def _wait_init(self, unshare_pid):
         """Host PID of the node's PID 1 (the child of `unshare --fork`)."""
-        for _ in range(200):
+        for dummy in range(200):
             try:
                 with open("/proc/%d/task/%d/children" % (unshare_pid, unshare_pid)) as handle:
                     kids = handle.read().split()
@@ -329,7 +329,7 @@ class Lab(object):
         raise RuntimeError("node init did not start (pid %d)" % unshare_pid)
 
     def _wait_ssh(self, node):
-        for _ in range(300):
+        for dummy in range(300):
             try:
                 with socket.create_connection((node["ip"], 22), timeout=0.2) as s:
                     if s.recv(4).startswith(b"SSH"):

@@ -81,13 +81,13 @@ def test_add_update_remove_validated_by_real_containerd(fixture, tmp_path):
     upd = [dict(HANDLERS[0], config_path="/etc/kata-containers/configuration.toml"), HANDLERS[1]]
     p = containerd.plan(path, upd)
     containerd.apply(p)
-    changed = [l for l in set(before.splitlines()) ^ set(open(path).read().splitlines())]
+    changed = list(set(before.splitlines()) ^ set(open(path).read().splitlines()))
     assert len(changed) == 2 and all("ConfigPath" in l for l in changed)
     assert dumped_runtimes(path)[0]["kata-qemu"]["options"]["ConfigPath"] == "/etc/kata-containers/configuration.toml"
     # remove: exactly our stanzas go
     p = containerd.plan(path, [{"name": "kata-clh"}], state="absent")
     containerd.apply(p)
-    runtimes, _ = dumped_runtimes(path)
+    runtimes, dummy = dumped_runtimes(path)
     assert "kata-clh" not in runtimes and "kata-qemu" in runtimes
     assert not containerd.plan(path, [{"name": "kata-clh"}], state="absent").changed
 
@@ -106,7 +106,7 @@ def test_minimal_config_keeps_runc_when_kata_is_added(tmp_path):
     and CRI would refuse to start (LAB-NOTES section 4), so runc's built-in stanza is written too."""
     path = place(os.path.join(D, "config-debian-shipped-etc-1.6.toml"), tmp_path)
     containerd.apply(containerd.plan(path, HANDLERS[:1]))
-    runtimes, _ = dumped_runtimes(path)
+    runtimes, dummy = dumped_runtimes(path)
     assert runtimes["runc"]["runtime_type"] == "io.containerd.runc.v2"
     assert set(runtimes) == {"runc", "kata-qemu"}
 
@@ -215,7 +215,7 @@ def test_dangling_import_is_caught(tmp_path):
 def test_missing_file_is_created_from_containerd_defaults(tmp_path):
     path = str(tmp_path / "etc" / "config.toml")
     containerd.apply(containerd.plan(path, HANDLERS))
-    runtimes, _ = dumped_runtimes(path)
+    runtimes, dummy = dumped_runtimes(path)
     assert {"runc", "kata-qemu", "kata-clh"} <= set(runtimes)
 
 

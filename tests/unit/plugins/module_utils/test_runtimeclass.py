@@ -18,7 +18,8 @@ VERSIONS = ["1.16", "1.17", "1.18", "1.23", "1.24", "1.25", "1.26", "1.35"]
 SELECTOR = {"katacontainers.io/kata-runtime": "true"}
 
 
-def render(version, classes, selector=SELECTOR):
+def render(version, classes, selector=None):
+    selector = SELECTOR if selector is None else selector
     v = parse_version(version)
     plan = {"api_version": rc.api_version(v), "classes": rc.normalize_classes(classes)}
     with open(TEMPLATE) as handle:

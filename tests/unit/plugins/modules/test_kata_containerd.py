@@ -35,17 +35,17 @@ def test_module_check_diff_apply_idempotent_absent(playbook, tmp_path):
     shutil.copyfile(DEFAULT_16, path)
     digest = sha(path)
     args = dict(path=path, backups=tmp_path / "bk")
-    rc, res, _ = playbook(TASK.format(state="present", **args), check=True, diff=True)
+    rc, res, dummy = playbook(TASK.format(state="present", **args), check=True, diff=True)
     assert rc == 0 and res[0]["changed"] and sha(path) == digest
     assert "kata-qemu]" in res[0]["diff"][0]["after"]
     assert res[0]["validated_by"].startswith("1.6") and res[0]["config_version"] == 2
     assert any("configuration-qemu.toml does not exist" in w for w in res[0]["warnings_list"])
-    rc, res, _ = playbook(TASK.format(state="present", **args))
+    rc, res, dummy = playbook(TASK.format(state="present", **args))
     assert rc == 0 and res[0]["changed"] and list(res[0]["backups"]) == [path]
     assert open(res[0]["backups"][path]).read() == open(DEFAULT_16).read()
-    rc, res, _ = playbook(TASK.format(state="present", **args))
+    rc, res, dummy = playbook(TASK.format(state="present", **args))
     assert rc == 0 and not res[0]["changed"]
-    rc, res, _ = playbook(TASK.format(state="absent", **args))
+    rc, res, dummy = playbook(TASK.format(state="absent", **args))
     assert rc == 0 and res[0]["changed"] and sha(path) == digest
 
 
@@ -53,7 +53,7 @@ def test_module_refuses_bad_name_without_traceback(playbook, tmp_path):
     path = str(tmp_path / "config.toml")
     shutil.copyfile(DEFAULT_16, path)
     digest = sha(path)
-    rc, res, _ = playbook("""
+    rc, res, dummy = playbook("""
     - name: bad
       katafleet.kata.kata_containerd:
         path: {path}
@@ -69,8 +69,8 @@ def start_containerd(tmp_path, config):
     proc = subprocess.Popen([CTD, "--config", config, "--root", str(tmp_path / "root"), "--state",
                              str(tmp_path / "state"), "--address", sock, "--log-level", "info"],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    for _ in range(100):
-        if os.path.exists(sock) and subprocess.run(["ctr", "--address", sock, "version"], capture_output=True).returncode == 0:
+    for dummy in range(100):
+        if os.path.exists(sock) and subprocess.run(["ctr", "--address", sock, "version"], capture_output=True, check=False).returncode == 0:
             break
         if proc.poll() is not None:
             break
@@ -82,12 +82,12 @@ def test_real_daemon_loads_cri_with_kata_runtime(playbook, tmp_path):
     """Debian's minimal shipped config + our handlers: the daemon must start CRI with kata and runc."""
     path = str(tmp_path / "config.toml")
     shutil.copyfile(SHIPPED_16, path)
-    rc, res, _ = playbook(TASK.format(state="present", path=path, backups=tmp_path / "bk"))
+    rc, res, dummy = playbook(TASK.format(state="present", path=path, backups=tmp_path / "bk"))
     assert rc == 0 and res[0]["changed"]
     proc, sock = start_containerd(tmp_path, path)
     try:
         assert proc.poll() is None, open(tmp_path / "containerd.log").read()
-        plugins = subprocess.run(["ctr", "--address", sock, "plugins", "ls"], capture_output=True, text=True).stdout
+        plugins = subprocess.run(["ctr", "--address", sock, "plugins", "ls"], capture_output=True, text=True, check=False).stdout
         cri = [l for l in plugins.splitlines() if l.split()[:2] == ["io.containerd.grpc.v1", "cri"]]
         assert cri and cri[0].split()[-1] == "ok", plugins
         log = open(tmp_path / "containerd.log").read()
@@ -107,7 +107,7 @@ def test_real_daemon_refuses_what_the_module_refuses(tmp_path):
     shutil.copyfile(fixture_path("containerd", "validation-1.6", "good.toml"), path)
     proc, sock = start_containerd(tmp_path, path)
     try:
-        plugins = subprocess.run(["ctr", "--address", sock, "plugins", "ls"], capture_output=True, text=True).stdout
+        plugins = subprocess.run(["ctr", "--address", sock, "plugins", "ls"], capture_output=True, text=True, check=False).stdout
         cri = [l for l in plugins.splitlines() if l.split()[:2] == ["io.containerd.grpc.v1", "cri"]]
         assert cri and cri[0].split()[-1] == "error"
         assert "no corresponding runtime configured" in open(tmp_path / "containerd.log").read()
