@@ -4,6 +4,7 @@
 # Usage: bash .ci/sanity.sh [extra ansible-test sanity arguments, e.g. --test pep8]
 #   Needs the checkout's .venv (bash scripts/setup.sh): its ansible-core provides ansible-test.
 #   KATAFLEET_SANITY_ROOT (default /tmp/katafleet-sanity) is where the tree is copied to; the log is sanity.log there.
+#   KATAFLEET_SANITY_VENV (default .venv) is the venv whose ansible-test runs, e.g. one with ansible-core 2.17 or 2.18.
 #
 # Why a copy: ansible-test must run from a directory that physically is .../ansible_collections/katafleet/kata
 # and refuses symlinked paths (.ansible/collections/... in the checkout is a symlink). The copy holds what
@@ -13,15 +14,15 @@
 #
 # Why a bootstrap file: every sanity test runs in its own virtual environment (~/.ansible/test/venv/sanity.<test>/
 # 3.11/<hash>), created with `python -m venv --without-pip` and bootstrapped by ansible-test's requirements.py
-# (ansible_test/_util/target/setup/), which downloads
-# https://ci-files.testing.ansible.com/ansible-test/get-pip-<pip version>.py unless
-# ~/.ansible/test/cache/get_pip_<pip version, dots as _>.py already exists (the version is get_venv_packages() in
-# ansible_test/_internal/python_requirements.py: pip 24.2 for ansible-core 2.17-2.19). That host is not reachable
-# here, so this script writes that cache file itself: a stand-in for get-pip.py that runs `python -m ensurepip`
-# (the pip wheel that ships with CPython; Debian: python3-venv) in a child process, then
-# `python -m pip install pip==<version>` from the package registry (PyPI, or the index pip.conf names). Everything
-# else (sanity.<test>.txt, pinned by ansible-test) comes from the same registry. `--venv` alone would not help:
-# it replaces only the controller's environment; the per-test environments are bootstrapped the same way.
+# (ansible_test/_util/target/setup/), which downloads https://ci-files.testing.ansible.com/ansible-test/get-pip-<pip
+# version>.py unless ~/.ansible/test/cache/get_pip_<pip version, dots as _>.py already exists. The version is
+# get_venv_packages() in ansible_test/_internal/python_requirements.py (pip 24.2 for ansible-core 2.18-2.19, pip 23.1.2
+# with setuptools and wheel for 2.17). That host is not reachable here, so this script writes that cache file itself:
+# a stand-in for get-pip.py that runs `python -m ensurepip` (the pip wheel that ships with CPython; Debian:
+# python3-venv) in a child process, then `python -m pip install pip==<version> ...` from the package registry (PyPI,
+# or the index pip.conf names). Everything else (sanity.<test>.txt, pinned by ansible-test) comes from the same
+# registry. `--venv` alone would not help: it replaces only the controller's environment; the per-test environments
+# are bootstrapped the same way.
 #
 # Tools outside PyPI: shellcheck comes from Debian (installed here with apt-get when missing and running as root;
 # without it ansible-test only warns and checks no shell script). pwsh (pslint) is not in Debian's archive, and the
@@ -33,7 +34,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-venv_bin="$here/.venv/bin"
+venv_bin="${KATAFLEET_SANITY_VENV:-$here/.venv}/bin"
 root=${KATAFLEET_SANITY_ROOT:-/tmp/katafleet-sanity}
 dest="$root/ansible_collections/katafleet/kata"
 log="$root/sanity.log"
