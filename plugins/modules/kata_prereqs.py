@@ -117,7 +117,7 @@ EXAMPLES = r"""
   katafleet.kata.kata_prereqs:
     hypervisor: clh
 
-- name: Image build: report missing devices as warnings
+- name: Image builder, report missing devices as warnings
   katafleet.kata.kata_prereqs:
     root: /mnt/image
     load_modules: false
@@ -195,7 +195,8 @@ def main():
             root=dict(type="path", default="/"),
             libraries=dict(type="list", elements="str", default=list(host.DEFAULT_LIBRARIES)),
             host_checks=dict(type="bool", default=True),
-            hypervisor=dict(type="str", default="qemu", choices=sorted(host.HYPERVISORS)),
+            hypervisor=dict(type="str", default="qemu",
+                            choices=["qemu", "clh", "firecracker", "dragonball", "stratovirt", "remote"]),
             hypervisor_device=dict(type="str", default="default"),
             vsock_device=dict(type="str", default="default"),
             kernel_modules=dict(type="list", elements="str"),
