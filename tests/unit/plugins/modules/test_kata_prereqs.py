@@ -112,3 +112,24 @@ def test_role_installs_tomlkit_only_where_the_module_says_it_is_missing(playbook
     assert ran["Pack the controller's tomlkit"].get("skipped")
     assert ran["Unpack tomlkit into the node's site-packages"].get("skipped")
     assert not any(r.get("changed") for r in res)
+
+
+def test_feature_gates_dependency_checks_libraries_only(playbook, tmp_path):
+    """Control-plane nodes need not be Kata nodes: kata_feature_gates' kata_prereqs dependency sets
+    kata_prereqs_host_checks false, so a host without /dev/kvm passes and no modules-load.d file is written."""
+    root = node(tmp_path)
+    rc, res, _ = playbook("""
+    - name: role
+      ansible.builtin.include_role:
+        name: katafleet.kata.kata_feature_gates
+      vars:
+        kata_prereqs_root: {root}
+        kata_prereqs_tomlkit_install: none
+        kata_feature_gates_apiserver_manifest: {root}/kube-apiserver.yaml
+        kata_feature_gates_kubelet_files: []
+    """.format(root=root))
+    assert rc == 0, [(r["_task"], r.get("msg")) for r in res]
+    check = [r for r in res if r["_task"].endswith(" : Check the node's Kata prerequisites and the libraries "
+                                                   "katafleet's modules import")]
+    assert len(check) == 1 and check[0]["missing_libraries"] == [] and check[0]["ready"]
+    assert "devices" not in check[0] and not (root / CONF).exists()
