@@ -91,7 +91,7 @@ options:
     type: int
     default: 120
   on_missing:
-    description: C(fail) fails the node with one message listing every problem; C(warn) reports them as warnings and O(ready=false).
+    description: C(fail) fails the node with one message listing every problem; C(warn) reports them as warnings and RV(ready=false).
     type: str
     choices: [fail, warn]
     default: fail
@@ -130,7 +130,8 @@ libraries:
   description: Per library, whether it imports on the node's Python, its version and the import error.
   returned: always
   type: dict
-  sample: {tomlkit: {present: true, version: "0.11.7", error: null}, yaml: {present: false, version: null, error: "ModuleNotFoundError: No module named 'yaml'"}}
+  sample: {tomlkit: {present: true, version: "0.11.7", error: null},
+           yaml: {present: false, version: null, error: "ModuleNotFoundError: No module named 'yaml'"}}
 missing_libraries:
   description: The libraries that did not import.
   returned: always
@@ -181,7 +182,8 @@ kata_check:
   description: The Kata tool's check (tool, path, command, rc, passed, verdict, output), or why it was skipped (skipped, reason).
   returned: when host_checks
   type: dict
-  sample: {tool: kata-runtime, command: [/opt/kata/bin/kata-runtime, check, --no-network-checks, --verbose], rc: 0, passed: true, verdict: "System can currently create Kata Containers", skipped: false}
+  sample: {tool: kata-runtime, command: [/opt/kata/bin/kata-runtime, check, --no-network-checks, --verbose], rc: 0,
+           passed: true, verdict: "System can currently create Kata Containers", skipped: false}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -22,7 +22,7 @@ def hashes(lab):
 
 
 def test_check_mode_runs_every_node_to_the_end_on_drift_of_all_three_kinds(lab, tmp_path):
-    rc, res, _ = run_pb(lab, tmp_path, SITE)
+    rc, res, dummy = run_pb(lab, tmp_path, SITE)
     assert rc == 0, [r.get("msg") for r in res if r.get("failed")]
     # node1: Kata config; node2: containerd's handler stanza; node3: a feature gate its version removed
     lab.ssh("node1", "sed -i 's/^sandbox_cgroup_only = true/sandbox_cgroup_only = false/' %s" % FILES[0])
@@ -41,7 +41,7 @@ def test_check_mode_runs_every_node_to_the_end_on_drift_of_all_three_kinds(lab, 
         restarts = [r for r in res if r["_task"].endswith("Restart containerd (new config)")]
         assert [r["_host"] for r in restarts] == ["node2"] and restarts[0].get("skipped"), restarts
         assert hashes(lab) == before, args  # check mode wrote nothing
-    rc, res, _ = run_pb(lab, tmp_path, SITE)
+    rc, res, dummy = run_pb(lab, tmp_path, SITE)
     assert rc == 0, [r.get("msg") for r in res if r.get("failed")]
     rc, _res, stats = run_pb(lab, tmp_path, DRIFT)
     assert rc == 0 and per_node(stats, "changed") == {"node1": 0, "node2": 0, "node3": 0}
@@ -72,13 +72,13 @@ def test_runtimeclass_play_uses_the_nodes_handlers_from_facts_then_from_records(
     rc_args = ["-e", "kata_runtimeclass_kubernetes_version=1.29", "-e", "kata_runtimeclass_apply=false",
                "-e", "kata_runtimeclass_legacy_validator_path=%s" % os.path.join(ROOT, ".venv", "kubernetes-validate-1.24")]
     try:
-        rc, res, _ = run_pb(Inv, tmp_path, SITE, *rc_args, "-e", "kata_runtimeclass_output_dir=%s" % (tmp_path / "full"))
+        rc, res, dummy = run_pb(Inv, tmp_path, SITE, *rc_args, "-e", "kata_runtimeclass_output_dir=%s" % (tmp_path / "full"))
         assert rc == 0, [r.get("msg") for r in res if r.get("failed")]
         assert rendered(tmp_path / "full") == [("kata-qemu", "320Mi"), ("kata-clh", "130Mi")]
 
         # --tags kubernetes: the node play does not run; the handlers come from the nodes' records
-        rc, res, _ = run_pb(Inv, tmp_path, SITE, "--tags", "kubernetes", *rc_args,
-                            "-e", "kata_runtimeclass_output_dir=%s" % (tmp_path / "tagged"))
+        rc, res, dummy = run_pb(Inv, tmp_path, SITE, "--tags", "kubernetes", *rc_args,
+                                "-e", "kata_runtimeclass_output_dir=%s" % (tmp_path / "tagged"))
         assert rc == 0, [r.get("msg") for r in res if r.get("failed")]
         assert not [r for r in res if "Kata configuration" in r["_task"]]
         assert rendered(tmp_path / "tagged") == rendered(tmp_path / "full")
@@ -86,13 +86,13 @@ def test_runtimeclass_play_uses_the_nodes_handlers_from_facts_then_from_records(
             assert lab.ssh(node, "test -s /var/lib/katafleet/intended/feature_gates.json", check=False).returncode == 0
 
         # neither facts nor records: a clear failure, nothing rendered
-        rc, res, _ = run_pb(Inv, tmp_path, SITE, "--tags", "kubernetes", *rc_args,
-                            "-e", "kata_runtimeclass_output_dir=%s" % (tmp_path / "none"),
-                            "-e", "kata_runtimeclass_record_dir=/var/lib/katafleet/nowhere")
+        rc, res, dummy = run_pb(Inv, tmp_path, SITE, "--tags", "kubernetes", *rc_args,
+                                "-e", "kata_runtimeclass_output_dir=%s" % (tmp_path / "none"),
+                                "-e", "kata_runtimeclass_record_dir=/var/lib/katafleet/nowhere")
         assert rc != 0
         failed = [r for r in res if r.get("failed")]
         assert "No handler list for node1, node2, node3" in failed[-1]["msg"]
         assert not (tmp_path / "none").exists()
     finally:
-        rc, _res, _ = run_pb(lab, tmp_path, SITE)  # back to the lab's defaults
+        rc, _res, dummy = run_pb(lab, tmp_path, SITE)  # back to the lab's defaults
         assert rc == 0

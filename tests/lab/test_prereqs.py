@@ -83,8 +83,8 @@ def test_kata_runtime_on_path_is_run_offline_and_its_verdict_fails_the_node(lab,
     lab.ssh("node1", "mkdir -p /usr/local/bin && cat > /usr/local/bin/kata-runtime <<'EOF'\n%sEOF\n"
                      "chmod 755 /usr/local/bin/kata-runtime" % fake)
     try:
-        rc, res, _ = run_pb(lab, tmp_path, play, "--limit", "node1", "-e", "kata_prereqs_on_missing=fail",
-                            "-e", "kata_prereqs_vsock_device=none")
+        rc, res, dummy = run_pb(lab, tmp_path, play, "--limit", "node1", "-e", "kata_prereqs_on_missing=fail",
+                                "-e", "kata_prereqs_vsock_device=none")
         r = by_task(res, CHECK)["node1"]
         assert rc != 0 and r["failed"]
         assert r["kata_check"]["path"] == "/usr/local/bin/kata-runtime"

@@ -141,7 +141,7 @@ def run_command(argv, timeout=120, env=None):
     """(rc, stdout, stderr); rc 124 and a message on timeout, 127 when the program cannot be run."""
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, check=False)
     except subprocess.TimeoutExpired as exc:
         return 124, exc.stdout or "", "timed out after %ss" % timeout
     except OSError as exc:

@@ -1,10 +1,7 @@
 """kata_prereqs and the kata_prereqs role through ansible-playbook on localhost, every node path under a
 temporary root (nothing of this machine's /dev, /etc or /sys is read as node state or written)."""
 
-import os
 import subprocess
-
-from helpers import ansible_env, ROOT, VENV_BIN  # noqa: F401
 
 CONF = "etc/modules-load.d/katafleet.conf"
 
@@ -36,22 +33,22 @@ def test_stdlib_only_reports_missing_libraries_check_mode_diff_then_apply_idempo
         hypervisor: remote
         kernel_modules: [vhost_vsock, vhost_net]
     """.format(root=root)
-    rc, res, _ = playbook(task, check=True, diff=True, interpreter=python)
+    rc, res, dummy = playbook(task, check=True, diff=True, interpreter=python)
     assert rc == 0, res
     r = res[0]
     assert r["missing_libraries"] == ["tomlkit", "yaml"] and r["python"]["executable"].startswith(str(tmp_path))
     assert r["changed"] and r["ready"] and not (root / CONF).exists()
     assert r["diff"]["after"].endswith("vhost_vsock\nvhost_net\n") and r["diff"]["before"] == ""
     assert r["diff"]["after_header"] == "/etc/modules-load.d/katafleet.conf"
-    rc, res, _ = playbook(task, interpreter=python)
+    rc, res, dummy = playbook(task, interpreter=python)
     assert rc == 0 and res[0]["changed"] and (root / CONF).read_text().endswith("vhost_vsock\nvhost_net\n")
-    rc, res, _ = playbook(task, interpreter=python)
+    rc, res, dummy = playbook(task, interpreter=python)
     assert rc == 0 and not res[0]["changed"]
 
 
 def test_node_without_devices_fails_with_one_message_but_persists_and_reports(playbook, tmp_path):
     root = node(tmp_path)
-    rc, res, _ = playbook("""
+    rc, res, dummy = playbook("""
     - name: prereqs
       katafleet.kata.kata_prereqs:
         root: {root}
@@ -66,7 +63,7 @@ def test_node_without_devices_fails_with_one_message_but_persists_and_reports(pl
 
 def test_warn_instead_of_fail_for_image_builders(playbook, tmp_path):
     root = node(tmp_path)
-    rc, res, _ = playbook("""
+    rc, res, dummy = playbook("""
     - name: prereqs
       katafleet.kata.kata_prereqs:
         root: {root}
@@ -86,7 +83,7 @@ def test_role_installs_tomlkit_only_where_the_module_says_it_is_missing(playbook
     the second run finds it and neither packs nor unpacks."""
     root = node(tmp_path)
     python = bare_python(tmp_path, system_site=True)
-    assert subprocess.run([python, "-c", "import tomlkit"], capture_output=True).returncode != 0
+    assert subprocess.run([python, "-c", "import tomlkit"], capture_output=True, check=False).returncode != 0
     task = """
     - name: role
       ansible.builtin.include_role:
@@ -96,7 +93,7 @@ def test_role_installs_tomlkit_only_where_the_module_says_it_is_missing(playbook
         kata_prereqs_hypervisor: remote
         kata_prereqs_tomlkit_install: controller
     """.format(root=root)
-    rc, res, _ = playbook(task, interpreter=python)
+    rc, res, dummy = playbook(task, interpreter=python)
     assert rc == 0, [(r["_task"], r.get("msg")) for r in res]
     ran = {r["_task"].split(" : ", 1)[-1]: r for r in res}
     check = ran["Check the node's Kata prerequisites and the libraries katafleet's modules import"]
@@ -104,8 +101,8 @@ def test_role_installs_tomlkit_only_where_the_module_says_it_is_missing(playbook
     assert not ran["Pack the controller's tomlkit"].get("skipped")
     assert ran["Unpack tomlkit into the node's site-packages"]["changed"]
     assert ran["Install PyYAML from the distribution"].get("skipped")  # yaml comes from the system site-packages
-    assert subprocess.run([python, "-c", "import tomlkit"], capture_output=True).returncode == 0
-    rc, res, _ = playbook(task, interpreter=python)
+    assert subprocess.run([python, "-c", "import tomlkit"], capture_output=True, check=False).returncode == 0
+    rc, res, dummy = playbook(task, interpreter=python)
     ran = {r["_task"].split(" : ", 1)[-1]: r for r in res}
     assert rc == 0 and ran["Check the node's Kata prerequisites and the libraries katafleet's modules import"][
         "missing_libraries"] == []
@@ -118,7 +115,7 @@ def test_feature_gates_dependency_checks_libraries_only(playbook, tmp_path):
     """Control-plane nodes need not be Kata nodes: kata_feature_gates' kata_prereqs dependency sets
     kata_prereqs_host_checks false, so a host without /dev/kvm passes and no modules-load.d file is written."""
     root = node(tmp_path)
-    rc, res, _ = playbook("""
+    rc, res, dummy = playbook("""
     - name: role
       ansible.builtin.include_role:
         name: katafleet.kata.kata_feature_gates
