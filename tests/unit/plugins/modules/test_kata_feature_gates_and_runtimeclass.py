@@ -133,7 +133,7 @@ def test_runtimeclass_role_refuses_versions_without_overhead(tmp_path):
 def test_runtimeclass_role_warns_on_small_overhead(tmp_path):
     # what site.yml's kata_config role registers on each Kata node
     rc, res = runtimeclass_play(tmp_path, "1.29", extra="    kata_runtimeclass_nodes_group: all",
-                                pre_tasks="[{set_fact: {kata_config_result: {effective: {default_memory: 4096, "
+                                pre_tasks="[{set_fact: {__kata_config_result: {effective: {default_memory: 4096, "
                                           "sandbox_cgroup_only: true}}}}]")
     assert rc == 0
     check = [r for r in res if "kata_runtimeclass : Validate" in r["_task"]][0]
