@@ -22,6 +22,11 @@ if [ "$have" != "$want" ]; then
   .venv/bin/python -c 'import importlib.metadata as m; assert m.version("ansible-lint") == "'"$want"'"'
 fi
 
+# the checkout is the collection katafleet.kata, found through ansible.cfg's collections_path (as scripts/setup.sh
+# links it); ansible-lint, offline, installs nothing itself
+mkdir -p .ansible/collections/ansible_collections/katafleet
+ln -sfn ../../../.. .ansible/collections/ansible_collections/katafleet/kata
+
 echo "lint: $(NO_COLOR=1 .venv/bin/ansible-lint --nocolor --version 2>/dev/null | head -1)"
 set +e
 PATH="$PWD/.venv/bin:$PATH" .venv/bin/ansible-lint --nocolor "$@"
