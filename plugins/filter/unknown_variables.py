@@ -13,9 +13,9 @@ short_description: The variable names a role does not know, each with the closes
 version_added: "0.2.0"
 author: katafleet contributors (@katafleet)
 description:
-  - Takes the names of the variables that carry a role's prefix (for example from
-    C(lookup('ansible.builtin.varnames', '^kata_config_'))) and returns those that are not among the role's
-    known variables, sorted, each followed by the closest known name when one is close enough.
+  - Takes the names of the variables that carry a role's prefix (for example what the
+    P(ansible.builtin.varnames#lookup) lookup returns for C(^kata_config_)) and returns those that are not among
+    the role's known variables, sorted, each followed by the closest known name when one is close enough.
   - A role's argument spec checks only the names it declares, so a misspelt variable
     (C(kata_config_defualt_memory) in group_vars) would be ignored in silence; the roles' preflight asserts that
     this filter returns nothing.
@@ -67,7 +67,6 @@ import difflib
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.collections import is_sequence
-from ansible.module_utils.six import string_types
 
 
 def _strip(name, prefix):
@@ -75,11 +74,11 @@ def _strip(name, prefix):
 
 
 def unknown_variables(names, known, prefix="", cutoff=0.6):
-    if isinstance(names, string_types) or not is_sequence(names):
+    if isinstance(names, (str, bytes)) or not is_sequence(names):
         raise AnsibleFilterError("unknown_variables expects a list of variable names, got %r" % (names,))
     if isinstance(known, dict):
         known = list(known)
-    elif isinstance(known, string_types) or not is_sequence(known):
+    elif isinstance(known, (str, bytes)) or not is_sequence(known):
         raise AnsibleFilterError("unknown_variables expects the known names as a list or dict, got %r" % (known,))
     known = sorted(str(k) for k in known)
     by_short = dict((_strip(k, prefix), k) for k in known)
