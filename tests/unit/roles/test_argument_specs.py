@@ -22,8 +22,12 @@ def load(*parts):
         return yaml.safe_load(handle)
 
 
-def spec_options(role):
-    return load(ROLES_DIR, role, "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
+def entry_points(role):
+    return load(ROLES_DIR, role, "meta", "argument_specs.yml")["argument_specs"]
+
+
+def spec_options(role, entry="main"):
+    return entry_points(role)[entry]["options"]
 
 
 def defaults(role):
@@ -47,15 +51,33 @@ def test_same_names_and_defaults(role):
 
 
 @pytest.mark.parametrize("role", ROLES)
+def test_other_entry_points_agree_with_main(role):
+    """An entry point other than main (tasks_from) declares defaults/main.yml's variables exactly as main does,
+    and its own parameters (which have no default there) as required."""
+    main, dflt = spec_options(role), defaults(role)
+    for entry, spec in entry_points(role).items():
+        assert spec.get("short_description") and spec.get("description"), entry
+        if entry == "main":
+            continue
+        assert os.path.isfile(os.path.join(ROLES_DIR, role, "tasks", entry + ".yml")), entry
+        for name, opt in spec["options"].items():
+            if name in dflt:
+                assert opt == main[name], (entry, name)
+            else:
+                assert opt.get("required") is True and "default" not in opt, (entry, name)
+
+
+@pytest.mark.parametrize("role", ROLES)
 def test_every_option_is_documented_and_typed(role):
-    for name, opt in spec_options(role).items():
-        assert name.startswith(role + "_"), name
-        assert opt.get("description"), name
-        assert opt.get("type") in TYPES, name
-        if opt["type"] == "list":
-            assert opt.get("elements") in TYPES, "%s: list without elements" % name
-        if "choices" in opt:
-            assert opt["default"] in opt["choices"], name
+    for entry in entry_points(role):
+        for name, opt in spec_options(role, entry).items():
+            assert name.startswith(role + "_"), name
+            assert opt.get("description"), name
+            assert opt.get("type") in TYPES, name
+            if opt["type"] == "list":
+                assert opt.get("elements") in TYPES, "%s: list without elements" % name
+            if "choices" in opt and "default" in opt:
+                assert opt["default"] in opt["choices"], name
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -93,8 +115,9 @@ def test_handlers_fields_are_the_modules():
 @pytest.mark.parametrize("role", ROLES)
 def test_variables_used_by_the_role_are_declared(role):
     """A misspelt variable inside the role (kata_config_mdoe in a task) would be silently undefined or
-    defaulted; every role-prefixed name the role's tasks, handlers, templates and the playbooks read is declared."""
-    known = set(spec_options(role))
+    defaulted; every role-prefixed name the role's tasks, handlers, templates and the playbooks read is declared
+    (by some entry point)."""
+    known = {name for entry in entry_points(role) for name in spec_options(role, entry)}
     pattern = re.compile(r"(?<![A-Za-z0-9_])%s_[a-z0-9_]+" % re.escape(role))
     places = [os.path.join(ROLES_DIR, role, d) for d in ("tasks", "handlers", "templates", "defaults")]
     places.append(os.path.join(ROOT, "playbooks"))
