@@ -27,8 +27,9 @@ options:
     required: true
   known:
     description:
-      - The names the role knows; a dict (such as the C(options) of an entry point in C(meta/argument_specs.yml))
-        counts by its keys.
+      - The names the role knows, as a list; or a dict, counted by its keys (such as the C(options) of an entry
+        point in C(meta/argument_specs.yml)); or the whole parsed C(meta/argument_specs.yml), which counts the
+        options of all its entry points.
     type: raw
     required: true
   prefix:
@@ -51,8 +52,8 @@ EXAMPLES = r"""
   vars:
     unknown: >-
       {{ lookup('ansible.builtin.varnames', '^kata_config_', wantlist=True)
-         | katafleet.kata.unknown_variables((lookup('ansible.builtin.file', role_path ~ '/meta/argument_specs.yml')
-                                             | from_yaml).argument_specs.main.options, prefix='kata_config_') }}
+         | katafleet.kata.unknown_variables(lookup('ansible.builtin.file', role_path ~ '/meta/argument_specs.yml')
+                                            | from_yaml, prefix='kata_config_') }}
 """
 
 RETURN = r"""
@@ -76,11 +77,13 @@ def _strip(name, prefix):
 def unknown_variables(names, known, prefix="", cutoff=0.6):
     if isinstance(names, (str, bytes)) or not is_sequence(names):
         raise AnsibleFilterError("unknown_variables expects a list of variable names, got %r" % (names,))
-    if isinstance(known, dict):
+    if isinstance(known, dict) and isinstance(known.get("argument_specs"), dict):
+        known = [name for entry in known["argument_specs"].values() for name in (entry or {}).get("options") or {}]
+    elif isinstance(known, dict):
         known = list(known)
     elif isinstance(known, (str, bytes)) or not is_sequence(known):
         raise AnsibleFilterError("unknown_variables expects the known names as a list or dict, got %r" % (known,))
-    known = sorted(str(k) for k in known)
+    known = sorted(set(str(k) for k in known))
     by_short = dict((_strip(k, prefix), k) for k in known)
     out = []
     for name in sorted(set(str(n) for n in names)):

@@ -39,3 +39,11 @@ def test_wrong_input_types(names, known):
 
 def test_registered_as_filter():
     assert FilterModule().filters()["unknown_variables"] is unknown_variables
+
+
+def test_known_as_a_whole_argument_specs_document_counts_every_entry_point():
+    doc = {"argument_specs": {"main": {"options": {"kata_verify_record_dir": {}}},
+                              "record": {"options": {"kata_verify_record_part": {}, "kata_verify_record_dir": {}}},
+                              "empty": {}}}
+    assert unknown_variables(["kata_verify_record_part", "kata_verify_record_dri"], doc, prefix="kata_verify_") == \
+        ["kata_verify_record_dri (did you mean kata_verify_record_dir?)"]
