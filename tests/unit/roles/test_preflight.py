@@ -24,8 +24,12 @@ def run(tmp_path, tasks=None, roles=None, group_vars=None):
     pb.write_text(yaml.safe_dump([play], sort_keys=False))
     inventory = tmp_path / "inventory" / "hosts.yml"
     inventory.parent.mkdir()
+    # kata_config's dependency kata_prereqs runs for real: on this machine only its library checks, and under a
+    # temporary root, so that it never loads modules or writes /etc/modules-load.d here
+    (tmp_path / "node-root").mkdir()
     inventory.write_text(yaml.safe_dump({"all": {"children": {"kata_nodes": {"hosts": {"localhost": {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}}}))
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "kata_prereqs_host_checks": False, "kata_prereqs_root": str(tmp_path / "node-root")}}}}}}))
     if group_vars:
         (inventory.parent / "group_vars").mkdir()
         (inventory.parent / "group_vars" / "kata_nodes.yml").write_text(yaml.safe_dump(group_vars))
