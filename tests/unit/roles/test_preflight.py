@@ -123,9 +123,16 @@ def test_ill_typed_variable_or_bad_choice_fails_at_role_entry_naming_it(tmp_path
         "kata_verify": ("kata_verify_min_sandboxes", "many",
                         "argument 'kata_verify_min_sandboxes' is of type str and we were unable to convert to int"),
     }
-    rc, res = run(tmp_path, tasks=[rescued("Ill-typed " + r, r, include_vars={v[0]: v[1]}) for r, v in bad.items()])
+    tasks = [rescued("Ill-typed " + r, r, include_vars={v[0]: v[1]}) for r, v in bad.items()]
+    # an entry point other than main: kata_verify's record (site.yml's node plays)
+    tasks.append(rescued("Bad record part", "kata_verify", "record", {"kata_verify_record_part": "nod",
+                                                                       "kata_verify_record_dir": str(tmp_path)}))
+    rc, res = run(tmp_path, tasks=tasks)
     assert rc == 0, failures(res)
     failed = failures(res)
+    record = failed.pop()
+    assert task_of(record).startswith("Validating arguments against arg spec 'record'")
+    assert "value of kata_verify_record_part must be one of: node, feature_gates, got: nod" in record["msg"]
     assert [role_of(r) for r in failed] == list(bad)
     for (role, (var, _value, message)), r in zip(bad.items(), failed):
         assert task_of(r).startswith("Validating arguments against arg spec 'main'"), r["_task"]
