@@ -32,6 +32,7 @@ def ansible_env(tmpdir):
         ANSIBLE_HOME=os.path.join(str(tmpdir), ".ansible-home"),
         ANSIBLE_NOCOLOR="1",
         PATH=VENV_BIN + os.pathsep + env.get("PATH", ""),
+        PWD=ROOT,  # the roles' controller-side outputs go under $PWD/.ansible, as from an operator's shell
     )
     return env
 

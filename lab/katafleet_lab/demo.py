@@ -23,7 +23,7 @@ def ansible_env(lab):
     venv_bin = os.path.dirname(sys.executable)
     env.update(ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_LOCAL_TEMP=os.path.join(lab.dir, "ansible-tmp"),
                ANSIBLE_HOME=os.path.join(lab.dir, "ansible-home"), ANSIBLE_SSH_CONTROL_PATH_DIR=os.path.join(lab.dir, "cp"),
-               PATH=venv_bin + os.pathsep + env.get("PATH", ""))
+               PATH=venv_bin + os.pathsep + env.get("PATH", ""), PWD=ROOT)  # reports go under ROOT/.ansible
     return env
 
 
