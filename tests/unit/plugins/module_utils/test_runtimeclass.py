@@ -24,7 +24,7 @@ def render(version, classes, selector=None):
     plan = {"api_version": rc.api_version(v), "classes": rc.normalize_classes(classes)}
     with open(TEMPLATE) as handle:
         tpl = jinja2.Environment(trim_blocks=True, lstrip_blocks=False).from_string(handle.read())
-    text = tpl.render(kata_runtimeclass_plan=plan, kata_runtimeclass_labels={"app.kubernetes.io/managed-by": "katafleet"},
+    text = tpl.render(__kata_runtimeclass_plan=plan, kata_runtimeclass_labels={"app.kubernetes.io/managed-by": "katafleet"},
                       kata_runtimeclass_node_selector=selector)
     return [o for o in yaml.safe_load_all(text) if o]
 
