@@ -11,6 +11,7 @@ from helpers import PLAYBOOKS, ROOT, VENV_BIN, adhoc, ansible_env, run_pb
 from katafleet_lab.lab import Lab
 
 SITE = os.path.join(PLAYBOOKS, "site.yml")
+TESTINFRA = os.path.join(ROOT, "roles", "kata_verify", "files", "testinfra")
 UID = "%08d-0000-4000-8000-%012d"
 
 
@@ -93,7 +94,8 @@ def verify(lab, tmp_path, node, args=""):
 @pytest.mark.parametrize("only", [True, False], ids=["sandbox_cgroup_only=true", "sandbox_cgroup_only=false"])
 def test_verification_passes_where_placement_is_right(rolled_out, lab, tmp_path, only):
     """Both modes on v1 (node1, node2) and v2 (node3): the node's config decides, the simulator follows it.
-    The mode is set the way operators do it, in group_vars beside the inventory (testinfra reads them too)."""
+    The mode is set the way operators do it, in group_vars beside the inventory; testinfra reads the nodes'
+    intended-state records that site.yml wrote."""
     group_vars = os.path.join(lab.dir, "group_vars")
     os.makedirs(group_vars, exist_ok=True)
     with open(os.path.join(group_vars, "kata_nodes.yml"), "w") as handle:
@@ -114,7 +116,7 @@ def test_verification_passes_where_placement_is_right(rolled_out, lab, tmp_path,
             assert s["sandboxes"] == 2 and s["sandbox_cgroup_only"] is only and s["misplaced"] == 0
             assert s["threads_checked"] >= 2 * 9  # shim, 2 virtiofsd (3 threads), qemu (>= 5 threads incl. 2 vCPUs)
             assert s["cgroup_version"] == (2 if r["_host"] == "node3" else 1)
-        infra = [r for r in res if r["_task"] == "Run tests/infra against the kata_nodes group"][0]
+        infra = [r for r in res if r["_task"].endswith("Run the testinfra suite against kata_nodes")][0]
         assert infra["rc"] == 0 and "15 passed" in infra["stdout"]
     finally:
         sandboxes_down(lab)
@@ -216,7 +218,7 @@ def test_containerd_restart_failure_rolls_back(rolled_out, lab, tmp_path):
 
 
 def test_testinfra_suite_directly(rolled_out, lab, tmp_path):
-    proc = subprocess.run([os.path.join(VENV_BIN, "python"), "-m", "pytest", "tests/infra", "-q", "-p",
+    proc = subprocess.run([os.path.join(VENV_BIN, "python"), "-m", "pytest", TESTINFRA, "-q", "-p",
                            "no:cacheprovider", "--hosts=ansible://kata_nodes", "--ansible-inventory=" + lab.inventory],
                           cwd=ROOT, env=ansible_env(tmp_path), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:]

@@ -1,5 +1,6 @@
 """kata_feature_gates and the kata_runtimeclass role through ansible-playbook."""
 
+import json
 import os
 import shutil
 
@@ -86,7 +87,11 @@ def test_feature_gates_bad_input_leaves_file(playbook, tmp_path):
     assert rc != 0 and "not valid YAML" in res[0]["msg"] and sha(str(broken)) == digest
 
 
-def runtimeclass_play(tmp_path, version, extra="", pre_tasks="[]"):
+# what site.yml's node plays publish on each Kata node (here: localhost is the only node)
+NODE_FACTS = "{set_fact: {katafleet_containerd: {handler_names: [kata-qemu, kata-clh]}}}"
+
+
+def runtimeclass_play(tmp_path, version, extra="", pre_tasks="[%s]" % NODE_FACTS):
     pb = tmp_path / "rc.yml"
     pb.write_text("""
 - hosts: localhost
@@ -96,7 +101,7 @@ def runtimeclass_play(tmp_path, version, extra="", pre_tasks="[]"):
     kata_runtimeclass_apply: false
     kata_runtimeclass_output_dir: {out}
     kata_runtimeclass_legacy_validator_path: {legacy}
-    kata_containerd_handlers: [{{name: kata-qemu}}, {{name: kata-clh}}]
+    kata_runtimeclass_nodes_group: all
 {extra}
   pre_tasks: {pre_tasks}
   roles:
@@ -132,9 +137,33 @@ def test_runtimeclass_role_refuses_versions_without_overhead(tmp_path):
 
 def test_runtimeclass_role_warns_on_small_overhead(tmp_path):
     # what site.yml's kata_config role registers on each Kata node
-    rc, res = runtimeclass_play(tmp_path, "1.29", extra="    kata_runtimeclass_nodes_group: all",
-                                pre_tasks="[{set_fact: {kata_config_result: {effective: {default_memory: 4096, "
-                                          "sandbox_cgroup_only: true}}}}]")
+    rc, res = runtimeclass_play(tmp_path, "1.29",
+                                pre_tasks="[%s, {set_fact: {katafleet_kata: {effective: {default_memory: 4096, "
+                                          "sandbox_cgroup_only: true}}}}]" % NODE_FACTS)
     assert rc == 0
     check = [r for r in res if "kata_runtimeclass : Validate" in r["_task"]][0]
     assert len(check["warnings_list"]) == 2 and all("4206 MiB" in w for w in check["warnings_list"])
+
+
+def test_runtimeclass_role_fails_clearly_without_node_facts_or_records(tmp_path):
+    """The play on localhost must not fall back to another role's variables: with no published facts and no
+    intended-state record on the node, it fails and says what to do."""
+    rc, res = runtimeclass_play(tmp_path, "1.29", pre_tasks="[]",
+                                extra="    kata_runtimeclass_record_dir: %s" % (tmp_path / "no-records"))
+    assert rc != 0
+    failed = [r for r in res if r.get("failed")][0]
+    assert "No handler list for localhost" in failed["msg"] and "kata_runtimeclass_classes" in failed["msg"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_runtimeclass_role_reads_the_intended_state_record(tmp_path):
+    """A run without the node play (--tags kubernetes, a sliced run) finds the handlers in the node's record."""
+    records = tmp_path / "records"
+    records.mkdir()
+    (records / "node.json").write_text(json.dumps({
+        "schema": 1, "part": "node", "containerd": {"handler_names": ["kata-fc"]},
+        "kata": {"effective": {"default_memory": 2048, "sandbox_cgroup_only": True}}}))
+    rc, res = runtimeclass_play(tmp_path, "1.29", pre_tasks="[]", extra="    kata_runtimeclass_record_dir: %s" % records)
+    assert rc == 0, [r.get("msg") for r in res if r.get("failed")]
+    objs = list(yaml.safe_load_all(open(tmp_path / "out" / "runtimeclasses.yaml")))
+    assert [(o["handler"], o["overhead"]["podFixed"]["memory"]) for o in objs] == [("kata-fc", "130Mi")]
