@@ -106,6 +106,17 @@ options:
   host_memory_mib:
     description: Memory in MiB used to compute effective values (by default the node's MemTotal).
     type: int
+  ownership:
+    description:
+      - The node's ownership record. When set, a file this task creates (the C(/etc) copy from O(source)) or a
+        drop-in it writes is recorded there, and C(playbooks/uninstall.yml) removes exactly those.
+    type: path
+  adopt_kata_deploy:
+    description:
+      - A target that kata-deploy manages (its per-shim C(runtimes/<shim>/) copies with its header, its
+        C(config.d) drop-ins) is refused; C(true) edits it anyway and records the adoption.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.files
   - katafleet.kata.attributes
@@ -196,7 +207,7 @@ except ImportError:
     HAS_TOMLKIT = False
 
 if HAS_TOMLKIT:
-    from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import kata_config
+    from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import kata_config, ownership, reconcile
     from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError
 
 
@@ -225,6 +236,8 @@ def main():
             backup_dir=dict(type="path", default="/var/backups/katafleet"),
             host_cpus=dict(type="int"),
             host_memory_mib=dict(type="int"),
+            ownership=dict(type="path"),
+            adopt_kata_deploy=dict(type="bool", default=False),
         ),
         add_file_common_args=True,
         supports_check_mode=True,
@@ -240,6 +253,10 @@ def main():
             source=p["source"], hypervisor=p["hypervisor"], dropin=p["dropin"],
             host_cpus=p["host_cpus"], host_memory_mib=p["host_memory_mib"],
         )
+        record = ownership.load(p["ownership"]) if p["ownership"] else None
+        reconcile.guard_kata(record, plan.target, p["adopt_kata_deploy"])
+    except reconcile.Refused as exc:
+        module.fail_json(msg=str(exc), path=p["path"], **exc.details)
     except KatafleetError as exc:
         module.fail_json(msg=str(exc), path=p["path"])
 
@@ -259,6 +276,13 @@ def main():
             module.fail_json(msg="%s: write failed: %s" % (plan.target, exc), path=plan.target)
         if backup_file:
             result["backup_file"] = backup_file
+    if record is not None:
+        record_before = ownership.render(record)
+        reconcile.record_kata(record, plan, source=p["source"], dropin=bool(p["dropin"]))
+        if ownership.render(record) != record_before:
+            result["changed"] = True
+            if not module.check_mode:
+                ownership.save(p["ownership"], record)
     if not module.check_mode and os.path.exists(plan.target):
         file_args = module.load_file_common_arguments(module.params, path=plan.target)
         result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])

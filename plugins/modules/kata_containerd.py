@@ -33,10 +33,13 @@ options:
     choices: [present, absent]
     default: present
   handlers:
-    description: The runtime handlers.
+    description:
+      - The runtime handlers.
+      - With O(state=absent) and an empty list, every handler the O(ownership) record lists for O(path) is
+        removed, with what else katafleet added (uninstall).
     type: list
     elements: dict
-    required: true
+    default: []
     suboptions:
       name:
         description: Handler name, a DNS label (it must equal RuntimeClass.handler), for example C(kata-qemu).
@@ -94,6 +97,39 @@ options:
     description: Where backups go.
     type: path
     default: /var/backups/katafleet
+  ownership:
+    description:
+      - The node's ownership record (JSON, see C(module_utils/katafleet/ownership.py)). When set, every change is
+        recorded there, O(prune) removes handlers katafleet added earlier that are no longer listed, and
+        O(state=absent) with no O(handlers) removes exactly what it lists.
+    type: path
+  prune:
+    description:
+      - With O(ownership) and O(state=present), remove the handlers the record lists that O(handlers) no longer
+        lists (a stanza that existed before katafleet changed it is put back as it was).
+    type: bool
+    default: true
+  force:
+    description:
+      - Remove handlers even while sandboxes of theirs run on the node. Without it, such a removal is refused
+        with the list of those sandboxes. Sandboxes are matched through containerd's CRI record (C(ctr
+        containers info), extension C(io.cri-containerd.sandbox.metadata), C(RuntimeHandler)) or else by the shim
+        binary (C(runtime_path), or the binary named after C(runtime_type)); a binary shared by several handlers
+        counts for each of them.
+    type: bool
+    default: false
+  adopt_kata_deploy:
+    description:
+      - A config that kata-deploy manages (its drop-ins, C(imports) entries, its C(.kata-deploy-created) marker,
+        handlers pointing at its per-shim configs) is refused. C(true) takes these files over instead (recorded
+        as adopted; kata-deploy's handlers that O(handlers) lists become katafleet's, and an uninstall removes
+        them). Only once kata-deploy no longer runs on the node.
+    type: bool
+    default: false
+  address:
+    description: containerd's socket, for C(ctr) when running sandboxes are looked up.
+    type: path
+    default: /run/containerd/containerd.sock
 extends_documentation_fragment:
   - katafleet.kata.attributes
 attributes:
@@ -153,6 +189,21 @@ warnings_list:
   returned: always
   type: list
   elements: str
+removed:
+  description: Handlers taken out of the config (reconciled away, or uninstalled).
+  returned: always
+  type: list
+  elements: str
+running_sandboxes:
+  description: Sandboxes found running with a handler that was to be removed.
+  returned: when a removal was checked
+  type: list
+  elements: dict
+kata_deploy:
+  description: kata-deploy's traces found around the config (the module refuses them unless O(adopt_kata_deploy)).
+  returned: always
+  type: list
+  elements: str
 backups:
   description: For each file changed, its backup copy, or null where the file did not exist before (a rollback deletes it).
   returned: changed and backup
@@ -169,7 +220,7 @@ except ImportError:
     HAS_TOMLKIT = False
 
 if HAS_TOMLKIT:
-    from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import containerd
+    from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import containerd, reconcile
     from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError
 
 
@@ -178,7 +229,7 @@ def main():
         argument_spec=dict(
             path=dict(type="path", default="/etc/containerd/config.toml"),
             state=dict(type="str", default="present", choices=["present", "absent"]),
-            handlers=dict(type="list", elements="dict", required=True, options=dict(
+            handlers=dict(type="list", elements="dict", default=[], options=dict(
                 name=dict(type="str", required=True),
                 runtime_type=dict(type="str", default="io.containerd.kata.v2"),
                 runtime_path=dict(type="str"),
@@ -194,6 +245,11 @@ def main():
             kata_config=dict(type="path", default="/etc/kata-containers/configuration.toml"),
             backup=dict(type="bool", default=False),
             backup_dir=dict(type="path", default="/var/backups/katafleet"),
+            ownership=dict(type="path"),
+            prune=dict(type="bool", default=True),
+            force=dict(type="bool", default=False),
+            adopt_kata_deploy=dict(type="bool", default=False),
+            address=dict(type="path", default="/run/containerd/containerd.sock"),
         ),
         supports_check_mode=True,
     )
@@ -202,33 +258,42 @@ def main():
     p = module.params
     bin_path = module.get_bin_path(p["containerd_bin"]) or p["containerd_bin"]
     try:
-        plan = containerd.plan(path=p["path"], handlers=p["handlers"], state=p["state"], dropin=p["dropin"],
-                               containerd_bin=bin_path, validate_config=p["validate"],
-                               kata_default_config=p["kata_config"])
+        run = reconcile.ContainerdRun(p, bin_path, module.get_bin_path("ctr"))
+        plan = run.plan()
+    except reconcile.Refused as exc:
+        module.fail_json(msg=str(exc), path=p["path"], **exc.details)
     except KatafleetError as exc:
         module.fail_json(msg=str(exc), path=p["path"])
     except OSError as exc:
         module.fail_json(msg="%s: %s" % (p["path"], exc), path=p["path"])
 
-    result = dict(changed=plan.changed, path=plan.path, config_version=plan.version, validated_by=plan.validated_by,
-                  warnings_list=plan.warnings)
+    result = dict(changed=plan.changed or run.record_changed, path=plan.path, config_version=plan.version,
+                  validated_by=plan.validated_by, warnings_list=plan.warnings + run.warnings, removed=run.removed,
+                  kata_deploy=run.findings)
+    if run.sandboxes is not None:
+        result["running_sandboxes"] = run.sandboxes
     if plan.dropin_path:
         result["dropin"] = plan.dropin_path
-    for warning in plan.warnings:
+    for warning in result["warnings_list"]:
         module.warn(warning)
     if module._diff:
-        diffs = [dict(before=plan.before or "", after=plan.after, before_header=plan.path, after_header=plan.path)]
+        diffs = [dict(before=plan.before or "", after=plan.after or "", before_header=plan.path,
+                      after_header=plan.path)]
         if plan.dropin_path:
             diffs.append(dict(before=plan.dropin_before or "", after=plan.dropin_after or "",
                               before_header=plan.dropin_path, after_header=plan.dropin_path))
+        if run.record_changed:
+            diffs.append(run.record_diff())
         result["diff"] = diffs
-    if plan.changed and not module.check_mode:
+    if result["changed"] and not module.check_mode:
         try:
-            backups = containerd.apply(plan, backup=p["backup"], backup_dir=p["backup_dir"])
+            if plan.changed:
+                backups = containerd.apply(plan, backup=p["backup"], backup_dir=p["backup_dir"])
+                if backups:
+                    result["backups"] = backups
+            run.save()
         except OSError as exc:
             module.fail_json(msg="%s: write failed: %s" % (plan.path, exc), path=plan.path)
-        if backups:
-            result["backups"] = backups
     module.exit_json(**result)
 
 

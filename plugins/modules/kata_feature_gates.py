@@ -59,6 +59,11 @@ options:
     description: Where backups go (outside the manifests directory).
     type: path
     default: /var/backups/katafleet
+  ownership:
+    description:
+      - The node's ownership record. When set, every gate entry this task adds or changes is recorded there
+        (file, gate, value), and C(playbooks/uninstall.yml) removes exactly those entries.
+    type: path
 extends_documentation_fragment:
   - katafleet.kata.attributes
 attributes:
@@ -113,7 +118,7 @@ except ImportError:
     HAS_YAML = False
 
 if HAS_YAML:
-    from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import feature_gates, fileio
+    from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import feature_gates, fileio, ownership, reconcile
     from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError
 
 
@@ -129,6 +134,7 @@ def main():
             variable=dict(type="str"),
             backup=dict(type="bool", default=False),
             backup_dir=dict(type="path", default="/var/backups/katafleet"),
+            ownership=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -166,6 +172,17 @@ def main():
         module.fail_json(msg=str(exc), path=path)
 
     changed = new_text != text
+    record = None
+    if p["ownership"] and changed:
+        try:
+            record = ownership.load(p["ownership"])
+        except KatafleetError as exc:
+            module.fail_json(msg=str(exc), path=path)
+        for gate, value in reconcile.gates_set(text, new_text, kind).items():
+            ownership.record_gate(record, path, gate, value, feature_gates.vstr(version), kind)
+        for gate, value in reconcile.current_gates(text, kind).items():
+            if gate not in reconcile.current_gates(new_text, kind):
+                ownership.forget_gate(record, path, gate)  # an entry katafleet set and later removed
     result = dict(changed=changed, kind=kind, kubernetes_version=feature_gates.vstr(version), messages=messages)
     if module._diff:
         result["diff"] = dict(before=text, after=new_text, before_header=path, after_header=path)
@@ -174,6 +191,8 @@ def main():
             result["backup_file"] = fileio.backup(path, p["backup_dir"])
         try:
             fileio.atomic_write(path, new_text)
+            if record is not None:
+                ownership.save(p["ownership"], record)
         except OSError as exc:
             module.fail_json(msg="%s: write failed: %s" % (path, exc))
     module.exit_json(**result)

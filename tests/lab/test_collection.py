@@ -13,7 +13,8 @@ import pytest
 from helpers import ROOT, VENV_BIN
 from katafleet_lab.lab import Lab
 
-MODULES = ["kata_config", "kata_containerd", "kata_feature_gates", "kata_prereqs", "kata_runtimeclass", "kata_verify"]
+MODULES = ["kata_config", "kata_containerd", "kata_feature_gates", "kata_prereqs", "kata_runtimeclass", "kata_uninstall",
+           "kata_verify"]
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,7 @@ def test_every_module_runs_ad_hoc_by_fqcn(installed, module, tmp_path):
         "kata_feature_gates": {"path": str(kubelet), "gates": {"PodOverhead": True}, "kubernetes_version": "1.17"},
         "kata_prereqs": {"root": str(tmp_path), "on_missing": "warn"},
         "kata_runtimeclass": {"kubernetes_version": "1.29", "classes": ["kata-qemu"]},
+        "kata_uninstall": {"ownership": str(tmp_path / "owned.json"), "backup_dir": str(tmp_path / "backups")},
         "kata_verify": {"min_sandboxes": 0, "fail_on_problems": False, "sandbox_cgroup_only": True},
     }[module]
     out = run(installed, "ansible", "localhost", "-c", "local", "-e", "ansible_python_interpreter=" + os.path.join(VENV_BIN, "python"),

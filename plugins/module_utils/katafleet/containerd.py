@@ -29,7 +29,7 @@ try:
 except ImportError:  # pragma: no cover
     tomllib = None
 
-from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import fileio, tomledit
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import fileio, ownership, tomledit
 from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError, raise_all
 
 DEFAULT_PATH = "/etc/containerd/config.toml"
@@ -247,10 +247,11 @@ def dump(containerd_bin, config_path):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def validate(containerd_bin, path, main_text, handlers, state, version, dropin=None):
+def validate(containerd_bin, path, main_text, handlers, state, version, dropin=None, removed=()):
     """Run the candidate through the real containerd and check the handlers in its dump.
 
-    ``dropin``: (path, text) of a candidate drop-in that the main text imports."""
+    ``dropin``: (path, text) of a candidate drop-in that the main text imports; ``removed``: names of
+    handlers that must be gone (reconcile)."""
     major, _minor, vtext = binary_version(containerd_bin)
     lay = LAYOUTS[version]
     if major < lay["min_major"] or (lay["max_major"] is not None and major > lay["max_major"]):
@@ -316,6 +317,10 @@ def validate(containerd_bin, path, main_text, handlers, state, version, dropin=N
                                              value=h["config_path"], rule="handler must appear in config dump"))
         elif got is not None:
             errors.append(KatafleetError("still in config dump after removal", path=path, key=h["name"],
+                                         rule="removed handler must be gone"))
+    for name in removed:
+        if name in runtimes:
+            errors.append(KatafleetError("still in config dump after removal", path=path, key=name,
                                          rule="removed handler must be gone"))
     ok, default = default_runtime_ok(_get(dumped, runtimes_path(dversion)[:-2]), runtimes)
     if not ok:
@@ -389,15 +394,57 @@ class Plan(object):
         self.version = version
         self.warnings = warnings
         self.validated_by = validated_by
+        self.base = None  # the text the edit started from (`containerd config default` for a new file)
 
     @property
     def changed(self):
         return self.before != self.after or self.dropin_before != self.dropin_after
 
 
+def release_stanzas(text, path, version, remove=(), restore=None):
+    """Take handlers out of a main config: ``remove`` (names) are deleted, ``restore`` ({name: table}) are put
+    back as they were before katafleet changed them."""
+    restore = restore or {}
+    rpath = runtimes_path(version)
+    quote = quote_style(text)
+    for name in list(remove) + sorted(restore):
+        if _get(tomledit.parse(text, path).unwrap(), rpath + (name,)) is not None:
+            text = tomledit.remove_table(text, rpath + (name,))
+    for name in sorted(restore):
+        data = tomledit.parse(text, path).unwrap()
+        siblings = [n for n in (_get(data, rpath) or {}) if isinstance(_get(data, rpath + (n,)), dict)]
+        after = rpath + (siblings[-1],) if siblings else None
+        if after is not None and tomledit.table_span(text, after) is None:
+            after = None
+        text = tomledit.append_table(text, rpath + (name,), restore[name], after=after, quote=quote)
+    return text
+
+
+def handler_definitions(text, path, extra_texts=()):
+    """{name: {runtime_type, runtime_path}} of every runtime the config (and its drop-ins) defines."""
+    out = {}
+    for t in [text] + list(extra_texts):
+        if not t:
+            continue
+        data = tomledit.parse(t, path).unwrap()
+        try:
+            version = config_version(data)
+        except KatafleetError:
+            continue
+        for name, rt in (_get(data, runtimes_path(version)) or {}).items():
+            if isinstance(rt, dict):
+                out[name] = {"runtime_type": rt.get("runtime_type"), "runtime_path": rt.get("runtime_path")}
+    return out
+
+
 def plan(path=DEFAULT_PATH, handlers=(), state="present", dropin=None, containerd_bin="containerd",
-         validate_config=True, kata_default_config="/etc/kata-containers/configuration.toml"):
-    """Compute the new config (and drop-in); validate with the real binary unless told not to."""
+         validate_config=True, kata_default_config="/etc/kata-containers/configuration.toml",
+         remove=(), restore=None):
+    """Compute the new config (and drop-in); validate with the real binary unless told not to.
+
+    ``remove``/``restore`` (state present, reconcile): handlers no longer listed, deleted or put back as they
+    were before katafleet changed them (see ``release_stanzas``)."""
+    remove, restore = list(remove), dict(restore or {})
     handlers = list(handlers)
     errors = []
     norm = []
@@ -451,7 +498,8 @@ def plan(path=DEFAULT_PATH, handlers=(), state="present", dropin=None, container
             imports = [i for i in imports if i != dropin_path]
         after = set_imports(base, path, imports)
     else:
-        after = _edit_main(base, path, version, norm, state, containerd_bin)
+        released = release_stanzas(base, path, version, remove, restore) if remove or restore else base
+        after = _edit_main(released, path, version, norm, state, containerd_bin)
 
     # an `imports` entry pointing at a missing file stops containerd (a kata-deploy uninstall failure)
     directory = os.path.dirname(os.path.abspath(path))
@@ -480,8 +528,87 @@ def plan(path=DEFAULT_PATH, handlers=(), state="present", dropin=None, container
     validated_by = None
     if validate_config and (after != before or dropin_after != dropin_before):
         validated_by = validate(containerd_bin, path, after, norm, state, version,
-                                dropin=(dropin_path, dropin_after) if dropin_after else None)
-    return Plan(path, before, after, dropin_path, dropin_before, dropin_after, version, warnings, validated_by)
+                                dropin=(dropin_path, dropin_after) if dropin_after else None, removed=remove)
+    result = Plan(path, before, after, dropin_path, dropin_before, dropin_after, version, warnings, validated_by)
+    result.base = base
+    return result
+
+
+def record_plan(entry, p, listed, released=(), adopted=()):
+    """Update an ownership entry (ownership.containerd_entry) for plan ``p`` (state present): the handlers
+    listed, with the stanza that was there before katafleet changed it (None: katafleet created it, or took
+    it over from kata-deploy: ``adopted``), the runtimes it added for CRI's default, the file if it created
+    it, its drop-in and ``imports`` entry; ``released`` handlers (reconciled away) are forgotten."""
+    for name in released:
+        entry["handlers"].pop(name, None)
+    base = tomllib.loads(p.base) if p.base else {}
+    rpath = runtimes_path(p.version)
+    before_rts = _get(base, rpath) or {}
+    if p.before is None and not entry.get("created"):
+        entry["created"] = {"digest": ownership.data_digest(base)}
+    if p.dropin_path:
+        entry["dropin"] = p.dropin_path
+        if p.dropin_path in imports_of(p.after, p.path) and p.dropin_path not in imports_of(p.base, p.path) \
+                and p.dropin_path not in entry["imports_added"]:
+            entry["imports_added"].append(p.dropin_path)
+        for name in listed:
+            entry["handlers"].setdefault(name, {"before": None})
+        return entry
+    after_rts = _get(tomllib.loads(p.after), rpath) or {}
+    for name in listed:
+        if name not in entry["handlers"]:
+            keep = name in before_rts and name not in adopted
+            entry["handlers"][name] = {"before": before_rts[name] if keep else None}
+    for name in sorted(set(after_rts) - set(before_rts) - set(listed)):
+        if name not in entry["added_runtimes"]:
+            entry["added_runtimes"].append(name)
+    return entry
+
+
+def _drop_imports(text, path, drop):
+    doc = tomledit.parse(text, path)
+    if "imports" not in doc:
+        return text
+    keep = [i for i in doc["imports"] if i not in drop]
+    if keep:
+        return set_imports(text, path, keep)
+    del doc["imports"]
+    return doc.as_string()
+
+
+def plan_uninstall(path, entry, containerd_bin="containerd", validate_config=True):
+    """Remove what an ownership entry says katafleet owns in one containerd config: its handler stanzas (put
+    back as they were where katafleet had changed an existing one), the runtimes it added for CRI's default
+    (only when no other runtime is left in the file, since defining any runtime replaces containerd's built-in
+    map), its drop-in and ``imports`` entries, and the file itself when katafleet created it and what is left
+    is what it was created from. Validated by the real containerd like any other edit."""
+    handlers = entry.get("handlers") or {}
+    remove = sorted(n for n, h in handlers.items() if not (h or {}).get("before"))
+    restore = {n: h["before"] for n, h in handlers.items() if (h or {}).get("before")}
+    dropin_path = entry.get("dropin")
+    dropin_before = fileio.read_text(dropin_path) if dropin_path else None
+    before = fileio.read_text(path)
+    if before is None:
+        return Plan(path, None, None, dropin_path, dropin_before, None, None, [], None)
+    version = config_version(tomledit.parse(before, path).unwrap())
+    text = before
+    if entry.get("imports_added"):
+        text = _drop_imports(text, path, entry["imports_added"])
+    if not dropin_path:
+        text = release_stanzas(text, path, version, remove, restore)
+        added = entry.get("added_runtimes") or []
+        left = _get(tomledit.parse(text, path).unwrap(), runtimes_path(version)) or {}
+        if added and set(left) <= set(added):
+            text = release_stanzas(text, path, version, [n for n in added if n in left])
+    after = text
+    created = entry.get("created")
+    if created and ownership.data_digest(tomllib.loads(after)) == created.get("digest"):
+        after = None
+    validated_by = None
+    if validate_config and after is not None and after != before:
+        validated_by = validate(containerd_bin, path, after, [], "absent", version,
+                                removed=[] if dropin_path else remove)
+    return Plan(path, before, after, dropin_path, dropin_before, None, version, [], validated_by)
 
 
 def apply(p, backup=False, backup_dir=fileio.DEFAULT_BACKUP_DIR):
@@ -497,7 +624,10 @@ def apply(p, backup=False, backup_dir=fileio.DEFAULT_BACKUP_DIR):
     if p.dropin_after is not None and p.dropin_after != p.dropin_before:
         fileio.atomic_write(p.dropin_path, p.dropin_after)
     if p.after != p.before:
-        fileio.atomic_write(p.path, p.after)
+        if p.after is None:
+            os.unlink(p.path)
+        else:
+            fileio.atomic_write(p.path, p.after)
     if p.dropin_path and p.dropin_after is None and p.dropin_before is not None:
         os.unlink(p.dropin_path)
     return backups
