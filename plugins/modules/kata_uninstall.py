@@ -17,7 +17,7 @@ description:
     katafleet set (an entry changed since is left alone, and reported).
   - What is removed leaves the record; a record with nothing left is deleted, so a second run changes nothing.
 version_added: "0.2.0"
-author: katafleet contributors
+author: katafleet maintainers (@katafleet)
 options:
   ownership:
     description: The node's ownership record.
@@ -33,6 +33,8 @@ options:
     description: Copies of the files changed or removed go here.
     type: path
     default: /var/backups/katafleet
+extends_documentation_fragment:
+  - katafleet.kata.attributes
 attributes:
   check_mode:
     support: full

@@ -100,7 +100,7 @@ def test_install_then_uninstall_restores_containerds_effective_config(lab, tmp_p
 
 def test_a_handler_dropped_from_the_inventory_is_removed_by_the_next_rollout(lab, tmp_path):
     set_handlers(lab, [QEMU, CLH])
-    rc, res, _ = run_pb(lab, tmp_path, SITE, "--limit", "node2")
+    rc, res, dummy = run_pb(lab, tmp_path, SITE, "--limit", "node2")
     assert rc == 0, failures(res)
     assert handlers_in_dump(lab, "node2") == ["kata-clh", "kata-qemu", "runc"]
     set_handlers(lab, [QEMU])
@@ -112,7 +112,7 @@ def test_a_handler_dropped_from_the_inventory_is_removed_by_the_next_rollout(lab
     assert ctd and ctd[0]["removed"] == ["kata-clh"] and ctd[0]["changed"]
     assert "kata-clh" in ctd[0]["diff"][0]["before"] and "kata-clh" not in ctd[0]["diff"][0]["after"]
     assert lab.ssh("node2", "sha256sum %s %s" % (CFG, RECORD)).stdout == digest
-    rc, res, _ = run_pb(lab, tmp_path, SITE, "--limit", "node2")
+    rc, res, dummy = run_pb(lab, tmp_path, SITE, "--limit", "node2")
     assert rc == 0, failures(res)
     assert handlers_in_dump(lab, "node2") == ["kata-qemu", "runc"] and cri_ok(lab, "node2")
     assert "kata-clh" not in lab.ssh("node2", "cat %s" % CFG).stdout
@@ -120,28 +120,28 @@ def test_a_handler_dropped_from_the_inventory_is_removed_by_the_next_rollout(lab
         ["kata-qemu"]
     rc, res, stats = run_pb(lab, tmp_path, SITE, "--limit", "node2")
     assert rc == 0 and changed(stats) == {"node2": 0}
-    rc, res, _ = run_pb(lab, tmp_path, UNINSTALL, "--limit", "node2")
+    rc, res, dummy = run_pb(lab, tmp_path, UNINSTALL, "--limit", "node2")
     assert rc == 0, failures(res)
     assert handlers_in_dump(lab, "node2") == ["runc"]  # containerd's built-in runc only, as before the install
 
 
 def test_removal_refused_while_a_sandbox_of_that_handler_runs(lab, tmp_path):
     set_handlers(lab, [QEMU, CLH])
-    rc, res, _ = run_pb(lab, tmp_path, SITE, "--limit", "node1")
+    rc, res, dummy = run_pb(lab, tmp_path, SITE, "--limit", "node1")
     assert rc == 0, failures(res)
     out = lab.ssh("node1", "katalab-sandbox up sbq 00000001-0000-4000-8000-000000000001 --no-vmm").stdout
     shim_pid = json.loads(out)["shim_pid"]
 
     # dropping kata-clh is fine: the running sandbox's shim is kata-qemu's binary
     set_handlers(lab, [QEMU])
-    rc, res, _ = run_pb(lab, tmp_path, SITE, "--limit", "node1")
+    rc, res, dummy = run_pb(lab, tmp_path, SITE, "--limit", "node1")
     assert rc == 0, failures(res)
     assert handlers_in_dump(lab, "node1") == ["kata-qemu", "runc"]
 
     # dropping kata-qemu is refused, with the sandbox named; nothing changes
     set_handlers(lab, [CLH])
     before = lab.ssh("node1", "sha256sum %s %s" % (CFG, RECORD)).stdout
-    rc, res, _ = run_pb(lab, tmp_path, SITE, "--limit", "node1")
+    rc, res, dummy = run_pb(lab, tmp_path, SITE, "--limit", "node1")
     assert rc != 0
     msg = [m for _h, _t, m in failures(res) if m][0]
     assert "refusing to remove runtime handler(s) while their sandboxes run" in msg
@@ -157,6 +157,6 @@ def test_removal_refused_while_a_sandbox_of_that_handler_runs(lab, tmp_path):
     assert lab.ssh("node1", "test -f /etc/kata-containers/configuration.toml", check=False).returncode == 0
 
     # forced: removed although the sandbox runs
-    rc, res, _ = run_pb(lab, tmp_path, UNINSTALL, "--limit", "node1", "-e", "kata_containerd_force=true")
+    rc, res, dummy = run_pb(lab, tmp_path, UNINSTALL, "--limit", "node1", "-e", "kata_containerd_force=true")
     assert rc == 0, failures(res)
     assert handlers_in_dump(lab, "node1") == ["runc"] and cri_ok(lab, "node1")

@@ -110,7 +110,7 @@ class ContainerdRun(_Recorded):
         listed = [h.get("name") for h in p["handlers"] or []]
         view = self._entry_view()
         owned = view.get("handlers") or {}
-        dropin_texts = [fileio.read_text(d) for d in {view.get("dropin"), p.get("dropin")} if d]
+        dropin_texts = [fileio.read_text(d) for d in dict.fromkeys((view.get("dropin"), p.get("dropin"))) if d]
         if p["state"] == "absent" and not listed:
             if self.record is None:
                 raise KatafleetError("state=absent without handlers removes what katafleet owns, which needs the "
@@ -257,4 +257,3 @@ class UninstallRun(_Recorded):
                 fileio.atomic_write(path, after)
         self.save()
         return backups
-

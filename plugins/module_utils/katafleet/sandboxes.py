@@ -103,7 +103,7 @@ def cri_handler(ctr_run, namespace, sandbox_id):
 def ctr_runner(ctr_bin="ctr", address="/run/containerd/containerd.sock", timeout=20):
     def run(args):
         proc = subprocess.run([ctr_bin, "--address", address] + list(args), capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
         return proc.returncode, proc.stdout
     return run
 
