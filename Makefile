@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lab-up lab-down bench clean
+.PHONY: setup demo test pytest lint sanity lab-up lab-down bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -10,8 +10,18 @@ setup:
 demo: setup
 	$(PY) -m katafleet_lab demo
 
-test: setup
+# the whole suite: pytest (unit, modules, lab, collection), then ansible-lint, ansible-test sanity, changelog lint
+test: pytest lint sanity
+
+pytest: setup
 	$(VENV)/bin/pytest -q
+
+lint: setup
+	@bash .ci/lint.sh
+	$(VENV)/bin/antsibull-changelog lint
+
+sanity: setup
+	@bash .ci/sanity.sh
 
 lab-up: setup
 	$(PY) -m katafleet_lab up
