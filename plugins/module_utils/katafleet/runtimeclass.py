@@ -20,6 +20,7 @@ import subprocess
 import sys
 
 from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.containerd import check_handler_name
+from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import kube
 from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError, raise_all
 
 OVERHEAD_DEFAULTS = [  # (handler pattern, memory, cpu) first match wins
@@ -29,16 +30,12 @@ OVERHEAD_DEFAULTS = [  # (handler pattern, memory, cpu) first match wins
 IDLE_OVERHEAD_MIB = 110
 DEBUG_CONSOLE_MIB = 65
 
-_BIN = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
-_DEC = {"": 1, "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15, "E": 10 ** 18, "m": 10 ** -3}
-
-
 def quantity_bytes(q):
-    """Kubernetes quantity -> number ('320Mi' -> 335544320, '250m' -> 0.25)."""
-    m = re.match(r"^([0-9]+(?:\.[0-9]+)?)([a-zA-Z]*)$", str(q).strip())
-    if not m or (m.group(2) not in _BIN and m.group(2) not in _DEC):
+    """Kubernetes quantity -> number ('320Mi' -> 335544320, '250m' -> 0.25); parsed by kube.parse_quantity."""
+    try:
+        return float(kube.parse_quantity(q))
+    except KatafleetError:
         raise KatafleetError("not a Kubernetes quantity", value=q, rule="quantity like 320Mi or 250m")
-    return float(m.group(1)) * (_BIN.get(m.group(2)) or _DEC[m.group(2)])
 
 
 def api_version(version):
