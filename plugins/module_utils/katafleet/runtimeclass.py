@@ -33,7 +33,7 @@ DEBUG_CONSOLE_MIB = 65
 def quantity_bytes(q):
     """Kubernetes quantity -> number ('320Mi' -> 335544320, '250m' -> 0.25); parsed by kube.parse_quantity."""
     try:
-        return float(kube.parse_quantity(q))
+        return float(kube.parse_resource(q))
     except KatafleetError:
         raise KatafleetError("not a Kubernetes quantity", value=q, rule="quantity like 320Mi or 250m")
 
