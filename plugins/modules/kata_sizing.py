@@ -107,17 +107,14 @@ def main():
         values = sizing.kata_values(p["kata_config"], sorted((p["settings"] or {}).items()), p["host_cpus"], host_mib)
         handler, overhead = sizing.overhead_from([p["runtimeclass"]] if p["runtimeclass"] else None, p["handler"])
         pods = []
-        objects = []
         for index, item in enumerate(p["workloads"]):
             if isinstance(item, dict):
-                objects.append(item)
+                pods.extend(sizing.pods_from_objects([item], "workloads[%d]" % index))
             elif isinstance(item, str):
                 pods.extend(sizing.load_pods([item]))
             else:
                 raise KatafleetError("a workload is an object or a file path", key="workloads[%d]" % index,
                                      value=item, rule="workloads")
-        if objects:
-            pods.extend(sizing.pods_from_objects(objects, "workloads"))
         report = sizing.explain(pods, values, overhead, handler)
     except KatafleetError as exc:
         module.fail_json(msg=str(exc))
