@@ -26,7 +26,7 @@ options:
     type: path
   settings:
     description:
-      - Kata keys over the config, for example C({default_vcpus: 5, runtime.static_sandbox_resource_mgmt: true}), and
+      - Kata keys over the config, for example C(default_vcpus) or C(runtime.static_sandbox_resource_mgmt), and
         C(containerd.pod_annotations) / C(containerd.privileged_without_host_devices).
     type: dict
     default: {}
