@@ -60,7 +60,3 @@ def main(argv=None):
     else:
         sys.stdout.write(sizing.table(report))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

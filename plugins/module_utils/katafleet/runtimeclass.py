@@ -30,6 +30,7 @@ OVERHEAD_DEFAULTS = [  # (handler pattern, memory, cpu) first match wins
 IDLE_OVERHEAD_MIB = 110
 DEBUG_CONSOLE_MIB = 65
 
+
 def quantity_bytes(q):
     """Kubernetes quantity -> number ('320Mi' -> 335544320, '250m' -> 0.25); parsed by kube.parse_quantity."""
     try:

@@ -26,7 +26,10 @@ import fnmatch
 import math
 import re
 
-import yaml
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML ships with ansible-core; YAML files need it
+    yaml = None
 
 from ansible_collections.katafleet.kata.plugins.module_utils.katafleet import kata_config, kata_rules, kube, runtimeclass
 from ansible_collections.katafleet.kata.plugins.module_utils.katafleet.errors import KatafleetError
@@ -80,6 +83,7 @@ def parse_sets(items):
     """['KEY=VALUE', ...] -> [(key, value)] with the value read as YAML (5, true, [a, b], 2048)."""
     out = []
     for item in items or []:
+        _need_yaml()
         if "=" not in str(item):
             raise KatafleetError("expected KEY=VALUE", key="--set", value=item, rule="--set KEY=VALUE")
         key, raw = str(item).split("=", 1)
@@ -206,8 +210,14 @@ def _overhead(fixed, path, what):
 
 # ---------------------------------------------------------------- workloads
 
+def _need_yaml():
+    if yaml is None:
+        raise KatafleetError("reading YAML needs PyYAML (python3-yaml)", rule="PyYAML installed")
+
+
 def load_documents(path):
     """Every non-empty YAML document of a file (a List's items are documents too)."""
+    _need_yaml()
     try:
         with open(path) as handle:
             docs = list(yaml.safe_load_all(handle))

@@ -9,7 +9,11 @@ def test_kata_sizing_check_mode_objects_and_files(playbook, tmp_path):
     - name: sizing
       katafleet.kata.kata_sizing:
         workloads:
-          - {kind: Pod, metadata: {name: guaranteed}, spec: {containers: [{name: uname, resources: {requests: {memory: 1000Mi, cpu: 1000m}, limits: {memory: 1000Mi, cpu: 1000m}}}]}}
+          - kind: Pod
+            metadata: {name: guaranteed}
+            spec:
+              containers:
+                - {name: uname, resources: {requests: {memory: 1000Mi, cpu: 1000m}, limits: {memory: 1000Mi, cpu: 1000m}}}
           - %s
         runtimeclass: {kind: RuntimeClass, handler: kata, overhead: {podFixed: {memory: 2000Mi, cpu: 1000m}}}
         settings: {default_vcpus: 1}
