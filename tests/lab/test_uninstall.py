@@ -61,6 +61,12 @@ def clean_handlers(lab):
 
 def test_install_then_uninstall_restores_containerds_effective_config(lab, tmp_path):
     nodes = lab.node_names()
+    # start from nodes without katafleet, whatever the session's earlier lab tests rolled out
+    rc, res, _stats = run_pb(lab, tmp_path, UNINSTALL)
+    assert rc == 0, failures(res)
+    for n in nodes:
+        assert lab.ssh(n, "test -e %s" % RECORD, check=False).returncode != 0
+        assert "kata-qemu" not in handlers_in_dump(lab, n) and cri_ok(lab, n)
     before = {n: lab.ssh(n, DUMP).stdout for n in nodes}
     rc, res, _stats = run_pb(lab, tmp_path, SITE)
     assert rc == 0, failures(res)
