@@ -88,12 +88,17 @@ def sha(path):
 PLAYBOOKS = os.path.join(ROOT, "playbooks")
 
 
-def run_pb(lab, tmpdir, playbook, *args):
-    """ansible-playbook against a lab's inventory; JSON results: (rc, results, stats)."""
-    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", lab.inventory, playbook] + list(args)
+def run_pb(lab, tmpdir, playbook, *args, inventory=None):
+    """ansible-playbook against a lab's inventory (or another one); JSON results: (rc, results, stats)."""
+    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory or lab.inventory, playbook] + list(args)
     proc = subprocess.run(cmd, cwd=ROOT, env=ansible_env(tmpdir), capture_output=True, text=True, check=False)
     results, stats = parse_results(proc)
     return proc.returncode, results, stats
+
+
+def per_node(stats, key="changed"):
+    """One stat per lab node (the RuntimeClass play's localhost is not a node)."""
+    return {h: s[key] for h, s in stats.items() if h.startswith("node")}
 
 
 def adhoc(lab, tmpdir, host, module, args=""):

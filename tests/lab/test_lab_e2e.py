@@ -7,17 +7,12 @@ import subprocess
 
 import pytest
 
-from helpers import PLAYBOOKS, ROOT, VENV_BIN, adhoc, ansible_env, run_pb
+from helpers import PLAYBOOKS, ROOT, VENV_BIN, adhoc, ansible_env, run_pb, per_node as changed
 from katafleet_lab.lab import Lab
 
 SITE = os.path.join(PLAYBOOKS, "site.yml")
 TESTINFRA = os.path.join(ROOT, "roles", "kata_verify", "files", "testinfra")
 UID = "%08d-0000-4000-8000-%012d"
-
-
-def changed(stats):
-    """Changes per lab node (the RuntimeClass play's localhost is not a node)."""
-    return {h: s["changed"] for h, s in stats.items() if h.startswith("node")}
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,11 @@ import shutil
 
 import yaml
 
-from helpers import PLAYBOOKS, ROOT, run_pb
+from helpers import PLAYBOOKS, ROOT, per_node, run_pb
 
 SITE = os.path.join(PLAYBOOKS, "site.yml")
 DRIFT = os.path.join(PLAYBOOKS, "drift.yml")
 FILES = ("/etc/kata-containers/configuration.toml", "/etc/containerd/config.toml", "/var/lib/kubelet/kubeadm-flags.env")
-
-
-def per_node(stats, key):
-    return {h: s[key] for h, s in stats.items() if h.startswith("node")}
 
 
 def hashes(lab):
@@ -66,19 +62,18 @@ def test_runtimeclass_play_uses_the_nodes_handlers_from_facts_then_from_records(
     shim = "/opt/kata/bin/containerd-shim-kata-v2"
     handlers = [{"name": "kata-qemu", "runtime_path": shim}, {"name": "kata-clh", "runtime_path": shim}]
 
-    class Inv:  # run_pb takes a lab; only its inventory is used
-        inventory = inventory_with_group_vars(lab, tmp_path, handlers)
-
+    inv = inventory_with_group_vars(lab, tmp_path, handlers)
     rc_args = ["-e", "kata_runtimeclass_kubernetes_version=1.29", "-e", "kata_runtimeclass_apply=false",
                "-e", "kata_runtimeclass_legacy_validator_path=%s" % os.path.join(ROOT, ".venv", "kubernetes-validate-1.24")]
     try:
-        rc, res, dummy = run_pb(Inv, tmp_path, SITE, *rc_args, "-e", "kata_runtimeclass_output_dir=%s" % (tmp_path / "full"))
+        rc, res, dummy = run_pb(lab, tmp_path, SITE, *rc_args, "-e", "kata_runtimeclass_output_dir=%s" % (tmp_path / "full"),
+                                inventory=inv)
         assert rc == 0, [r.get("msg") for r in res if r.get("failed")]
         assert rendered(tmp_path / "full") == [("kata-qemu", "320Mi"), ("kata-clh", "130Mi")]
 
         # --tags kubernetes: the node play does not run; the handlers come from the nodes' records
-        rc, res, dummy = run_pb(Inv, tmp_path, SITE, "--tags", "kubernetes", *rc_args,
-                                "-e", "kata_runtimeclass_output_dir=%s" % (tmp_path / "tagged"))
+        rc, res, dummy = run_pb(lab, tmp_path, SITE, "--tags", "kubernetes", *rc_args,
+                                "-e", "kata_runtimeclass_output_dir=%s" % (tmp_path / "tagged"), inventory=inv)
         assert rc == 0, [r.get("msg") for r in res if r.get("failed")]
         assert not [r for r in res if "Kata configuration" in r["_task"]]
         assert rendered(tmp_path / "tagged") == rendered(tmp_path / "full")
@@ -86,9 +81,9 @@ def test_runtimeclass_play_uses_the_nodes_handlers_from_facts_then_from_records(
             assert lab.ssh(node, "test -s /var/lib/katafleet/intended/feature_gates.json", check=False).returncode == 0
 
         # neither facts nor records: a clear failure, nothing rendered
-        rc, res, dummy = run_pb(Inv, tmp_path, SITE, "--tags", "kubernetes", *rc_args,
+        rc, res, dummy = run_pb(lab, tmp_path, SITE, "--tags", "kubernetes", *rc_args,
                                 "-e", "kata_runtimeclass_output_dir=%s" % (tmp_path / "none"),
-                                "-e", "kata_runtimeclass_record_dir=/var/lib/katafleet/nowhere")
+                                "-e", "kata_runtimeclass_record_dir=/var/lib/katafleet/nowhere", inventory=inv)
         assert rc != 0
         failed = [r for r in res if r.get("failed")]
         assert "No handler list for node1, node2, node3" in failed[-1]["msg"]

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from helpers import PLAYBOOKS, run_pb
+from helpers import PLAYBOOKS, run_pb, per_node as changed
 
 SITE = os.path.join(PLAYBOOKS, "site.yml")
 UNINSTALL = os.path.join(PLAYBOOKS, "uninstall.yml")
@@ -20,10 +20,6 @@ QEMU = {"name": "kata-qemu", "runtime_path": "/opt/kata/bin/containerd-shim-kata
 # a second handler with its own shim binary (Kata's runtime-rs shim is a separate binary too)
 CLH = {"name": "kata-clh", "runtime_path": "/opt/kata/runtime-rs/bin/containerd-shim-kata-v2",
        "config_path": "/etc/kata-containers/configuration.toml"}
-
-
-def changed(stats):
-    return {h: s["changed"] for h, s in stats.items() if h.startswith("node")}
 
 
 def failures(res):
